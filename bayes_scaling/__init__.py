@@ -1,0 +1,42 @@
+"""bayes_scaling: fit scaling laws to small training runs and forecast large ones, with uncertainty.
+
+Nouns: :class:`Runs` (a validated run table), :class:`Law` (a scaling law declared once),
+:class:`PointFit` (an optimizer result). Verbs: :func:`load_runs`, :func:`get_law`, :func:`fit_point`,
+and the derived quantities in :mod:`bayes_scaling.derived` (compute-optimal N and D, loss at a budget,
+compute for a target loss).
+"""
+
+from .data import Runs, load_runs
+from .datasets import load_chinchilla
+from .derived import (
+    compute_for_loss,
+    compute_optimal,
+    forecast_table,
+    loss_at_optimum,
+    loss_of_plan,
+    tokens_per_param,
+)
+from .fitting import PointFit, fit_point
+from .laws import Law, Param, get_law, list_laws, register_law
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Runs",
+    "load_runs",
+    "load_chinchilla",
+    "Law",
+    "Param",
+    "get_law",
+    "list_laws",
+    "register_law",
+    "PointFit",
+    "fit_point",
+    "compute_optimal",
+    "tokens_per_param",
+    "loss_at_optimum",
+    "compute_for_loss",
+    "loss_of_plan",
+    "forecast_table",
+    "__version__",
+]
