@@ -74,7 +74,8 @@ class Law:
     ``log_loss(params, inputs)`` maps one parameter dict (natural values keyed by symbol, fixed ones
     included) and one run's inputs (scalars keyed by input name) to the log of the predicted loss.
     ``optimum(params, C)``, where given, is the closed-form compute-optimal ``(N_opt, D_opt)`` under
-    C = 6ND; derived quantities fall back to a jit-safe numeric solve without it.
+    C = 6ND, and ``compute_for_loss(params, loss)`` the closed-form compute whose optimal loss is ``loss``;
+    derived quantities fall back to jit-safe numeric solves without them (and tests hold the two together).
 
     Laws compare and hash by value (same declaration, same fixed values), so jitted fitters compile once
     per law, not once per call.
@@ -87,6 +88,7 @@ class Law:
     log_loss_fn: Callable[[Mapping[str, Any], Mapping[str, Any]], Any]
     fixed: tuple[tuple[str, float], ...] = ()
     optimum: Callable[[Mapping[str, Any], Any], tuple[Any, Any]] | None = None
+    compute_for_loss: Callable[[Mapping[str, Any], Any], Any] | None = None
     reference: str = ""
     starts_override: tuple[tuple[float, ...], ...] | None = field(default=None)
 
@@ -235,6 +237,16 @@ def _chinchilla_optimum(p, C):
     return jnp.exp(logG + p["beta"] / s * logc), jnp.exp(-logG + p["alpha"] / s * logc)
 
 
+def _chinchilla_compute_for_loss(p, loss):
+    # METHODS §1.2: L*(C) - E = K (C/6)^(-alpha beta/(alpha+beta)), K = A G^-alpha + B G^beta; inf when loss <= E
+    s = p["alpha"] + p["beta"]
+    logG = (jnp.log(p["alpha"] * p["A"]) - jnp.log(p["beta"] * p["B"])) / s
+    logK = jnp.logaddexp(jnp.log(p["A"]) - p["alpha"] * logG, jnp.log(p["B"]) + p["beta"] * logG)
+    excess = loss - p["E"]
+    logC = jnp.log(6.0) - s / (p["alpha"] * p["beta"]) * (jnp.log(jnp.where(excess > 0, excess, 1.0)) - logK)
+    return jnp.where(excess > 0, jnp.exp(logC), jnp.inf)
+
+
 def chinchilla() -> Law:
     """Hoffmann et al. 2022: L(N, D) = E + A/N^alpha + B/D^beta."""
     return Law(
@@ -250,6 +262,7 @@ def chinchilla() -> Law:
         ),
         log_loss_fn=_chinchilla_log_loss,
         optimum=_chinchilla_optimum,
+        compute_for_loss=_chinchilla_compute_for_loss,
         reference="Hoffmann et al. 2022 (arXiv:2203.15556); fit protocol of Besiroglu et al. 2024 (arXiv:2404.10102)",
     )
 
