@@ -121,7 +121,11 @@ def _run_fit(runs, law, args, *, objective="huber", prior=False, delta=1e-3, inp
         out.append(title)
     out.append(runs.describe())
     out.append(f"law: {law.name}: {law.formula}")
-    out.append(f"method: {fit.method}; {fit.num_starts} starts, {fit.num_converged_starts} converged; {seconds:.1f} s")
+    if fit.num_polished < fit.num_starts:
+        starts = f"{fit.num_starts} grid starts screened, L-BFGS from the best {fit.num_polished}"
+    else:
+        starts = f"{fit.num_starts} starts"
+    out.append(f"method: {fit.method}; {starts}, {fit.num_converged_starts} converged; {seconds:.1f} s")
     out.append(f"objective: {fit.objective:.8g}   status: {fit.status}   steps: {fit.num_steps}")
     out.append("parameters:")
     fixed = law.fixed_values

@@ -123,7 +123,9 @@ def _read_table(source):
 def _row_label(df, i: int, from_file: bool) -> str:
     if from_file:
         return f"row {i + 1}"
-    return f"row {i + 1} (index {df.index[i]!r})"
+    label = df.index[i]
+    label = label.item() if hasattr(label, "item") else label  # numpy scalar -> plain Python for the message
+    return f"row {i + 1} (index {label!r})"
 
 
 def load_runs(
@@ -211,7 +213,8 @@ def _numeric_column(df, col: str, name: str, from_file: bool, *, positive: bool)
     nonfinite = ~np.isfinite(values)
     if nonfinite.any():
         i = int(np.argmax(nonfinite))
-        shown = "missing" if pd.isna(raw.iloc[i]) else f"{raw.iloc[i]!r} is not finite"
+        v = raw.iloc[i]
+        shown = "missing" if pd.isna(v) else f"{v if isinstance(v, str) else format(float(v), 'g')} is not finite"
         raise ValueError(f"{name}: column {col!r}, {_row_label(df, i, from_file)}: value {shown}")
     if positive and (values <= 0).any():
         i = int(np.argmax(values <= 0))

@@ -240,6 +240,7 @@ def fit_point(
     kind = objective
     objective_function(law, kind, prior=prior)  # validates kind / prior
     num_noise = 0 if kind == "huber" else 1
+    runs.inputs(law.inputs)  # the table must hold every input of the law
     check_enough_runs(runs, law.num_free + num_noise, law.name)
     if dtype is None:
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32

@@ -335,9 +335,10 @@ def _data_constrained_log_loss(p, x):
     logG = (jnp.log(p["alpha"] * p["A"]) - jnp.log(p["beta"] * p["B"])) / (p["alpha"] + p["beta"])
     log_UN = jnp.minimum(logN, logG + p["beta"] / p["alpha"] * (logU + logG))
     R_N = jnp.expm1(logN - log_UN)  # N / U_N - 1 >= 0
-    R_D = jnp.maximum(jnp.expm1(logD - logU), 0.0)  # repetitions beyond the first epoch
+    log_UD = jnp.minimum(logD, logU)  # unique tokens seen: all of D when D < U (under one epoch)
+    R_D = jnp.expm1(logD - log_UD)  # repetitions beyond the first epoch, >= 0
     log_Np = log_UN + jnp.log1p(-p["R_N_star"] * jnp.expm1(-R_N / p["R_N_star"]))
-    log_Dp = logU + jnp.log1p(-p["R_D_star"] * jnp.expm1(-R_D / p["R_D_star"]))
+    log_Dp = log_UD + jnp.log1p(-p["R_D_star"] * jnp.expm1(-R_D / p["R_D_star"]))
     return _lse(
         jnp.log(p["A"]) - p["alpha"] * log_Np,
         jnp.log(p["B"]) - p["beta"] * log_Dp,
@@ -361,7 +362,7 @@ def data_constrained() -> Law:
     return Law(
         name="data_constrained",
         formula=(
-            "L(N, D, U) = E + A / N'^alpha + B / D'^beta;  D' = U + U R_D* (1 - exp(-R_D / R_D*)), R_D = D/U - 1;  "
+            "L(N, D, U) = E + A / N'^alpha + B / D'^beta;  D' = U_D + U_D R_D* (1 - exp(-R_D / R_D*)), U_D = min(D, U), R_D = D/U_D - 1;  "
             "N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)), U_N = min(N, N_opt(U)), R_N = N/U_N - 1"
         ),
         inputs=("N", "D", "U"),

@@ -1,0 +1,48 @@
+"""Shared fixtures. Tests run in float64 (the CLI and notebooks do too); float32 is tested explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared(*parts) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chinchilla_runs():
+    from bayes_scaling import load_chinchilla
+
+    return load_chinchilla()
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit(chinchilla_runs):
+    from bayes_scaling import fit_point
+
+    return fit_point("chinchilla", chinchilla_runs)
+
+
+@pytest.fixture(scope="session")
+def datablations_182():
+    from bayes_scaling import load_runs
+
+    return load_runs(
+        shared("muennighoff2023_datablations", "c4_runs_default_fit_subset_DERIVED.csv"),
+        N="N_params", D="D_tokens", U="U_unique_tokens", loss="val_loss",
+    )
+
+
+def loguniform(rng, lo, hi, size):
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
