@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     for role, default in (("N", "N"), ("D", "D"), ("C", "C"), ("loss", "loss")):
         fit.add_argument(f"--{role}", dest=f"col_{role}", default=default, metavar="COLUMN",
                          help=f"column holding {role} (default {default!r})")
-    fit.add_argument("--U", dest="col_U", default=None, metavar="COLUMN", help="column of unique tokens (data-constrained law)")
+    fit.add_argument("--U", dest="col_U", default="U", metavar="COLUMN", help="column of unique tokens (data-constrained law; default 'U')")
     fit.add_argument("--batch-size", dest="col_batch_size", default=None, metavar="COLUMN", help="column of batch sizes")
     fit.add_argument("--steps", dest="col_steps", default=None, metavar="COLUMN", help="column of training steps")
     fit.add_argument("--objective", choices=("huber", "student_t", "gaussian"), default="huber",

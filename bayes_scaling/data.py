@@ -135,7 +135,7 @@ def load_runs(
     D: str | None = "D",
     C: str | None = "C",
     loss: str = "loss",
-    U: str | None = None,
+    U: str | None = "U",
     family: str | list[str] | None = None,
     batch_size: str | None = None,
     steps: str | None = None,
