@@ -209,7 +209,7 @@ def _cmd_fit(args) -> int:
         U=args.col_U,
         batch_size=args.col_batch_size,
         steps=args.col_steps,
-        required=("loss",) + tuple(k for k in law.inputs),
+        required=("loss",) + tuple(k for k in law.inputs if k not in ("D", "C")),  # D and C fill each other
     )
     return _run_fit(runs, law, args, objective=args.objective, prior=args.map, delta=args.delta, inputs=inputs)
 
