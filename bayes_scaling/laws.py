@@ -224,15 +224,15 @@ def _chinchilla_log_loss(p, x):
     )
 
 
-def chinchilla_G(p):
-    """G = (alpha A / (beta B))^(1/(alpha+beta)), computed in log space."""
-    return jnp.exp((jnp.log(p["alpha"] * p["A"]) - jnp.log(p["beta"] * p["B"])) / (p["alpha"] + p["beta"]))
+def chinchilla_log_G(p):
+    """log G, G = (alpha A / (beta B))^(1/(alpha+beta)) (METHODS §1.2); N_opt = G (C/6)^(beta/(alpha+beta))."""
+    return (jnp.log(p["alpha"] * p["A"]) - jnp.log(p["beta"] * p["B"])) / (p["alpha"] + p["beta"])
 
 
 def _chinchilla_optimum(p, C):
     # METHODS §1.2: N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = G^-1 (C/6)^(alpha/(alpha+beta))
     s = p["alpha"] + p["beta"]
-    logG = (jnp.log(p["alpha"] * p["A"]) - jnp.log(p["beta"] * p["B"])) / s
+    logG = chinchilla_log_G(p)
     logc = jnp.log(C) - jnp.log(6.0)
     return jnp.exp(logG + p["beta"] / s * logc), jnp.exp(-logG + p["alpha"] / s * logc)
 
@@ -240,7 +240,7 @@ def _chinchilla_optimum(p, C):
 def _chinchilla_compute_for_loss(p, loss):
     # METHODS §1.2: L*(C) - E = K (C/6)^(-alpha beta/(alpha+beta)), K = A G^-alpha + B G^beta; inf when loss <= E
     s = p["alpha"] + p["beta"]
-    logG = (jnp.log(p["alpha"] * p["A"]) - jnp.log(p["beta"] * p["B"])) / s
+    logG = chinchilla_log_G(p)
     logK = jnp.logaddexp(jnp.log(p["A"]) - p["alpha"] * logG, jnp.log(p["B"]) + p["beta"] * logG)
     excess = loss - p["E"]
     logC = jnp.log(6.0) - s / (p["alpha"] * p["beta"]) * (jnp.log(jnp.where(excess > 0, excess, 1.0)) - logK)
@@ -332,7 +332,7 @@ def power_law(x: str = "C") -> Law:
 def _data_constrained_log_loss(p, x):
     # Muennighoff et al. 2023 (METHODS §1.4), in logs; U_N = min(N, N_opt(C_U)) with N_opt(C_U) = G (U G)^(beta/alpha)
     logN, logD, logU = jnp.log(x["N"]), jnp.log(x["D"]), jnp.log(x["U"])
-    logG = (jnp.log(p["alpha"] * p["A"]) - jnp.log(p["beta"] * p["B"])) / (p["alpha"] + p["beta"])
+    logG = chinchilla_log_G(p)
     log_UN = jnp.minimum(logN, logG + p["beta"] / p["alpha"] * (logU + logG))
     R_N = jnp.expm1(logN - log_UN)  # N / U_N - 1 >= 0
     log_UD = jnp.minimum(logD, logU)  # unique tokens seen: all of D when D < U (under one epoch)
