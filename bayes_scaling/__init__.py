@@ -3,7 +3,8 @@
 Nouns: :class:`Runs` (a validated run table), :class:`Law` (a scaling law declared once),
 :class:`PointFit` (an optimizer result). Verbs: :func:`load_runs`, :func:`get_law`, :func:`fit_point`,
 and the derived quantities in :mod:`bayes_scaling.derived` (compute-optimal N and D, loss at a budget,
-compute for a target loss).
+compute for a target loss); :func:`sample_posterior` (NUTS) returns a :class:`Posterior` with credible
+intervals on all of them.
 """
 
 from .data import Runs, load_runs
@@ -18,6 +19,9 @@ from .derived import (
 )
 from .fitting import PointFit, fit_point
 from .laws import Law, Param, get_law, list_laws, register_law
+from .model import make_model
+from .posterior import Posterior
+from .sampling import sample_posterior
 
 __version__ = "0.1.0"
 
@@ -38,5 +42,8 @@ __all__ = [
     "compute_for_loss",
     "loss_of_plan",
     "forecast_table",
+    "make_model",
+    "sample_posterior",
+    "Posterior",
     "__version__",
 ]

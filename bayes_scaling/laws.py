@@ -77,6 +77,10 @@ class Law:
     C = 6ND, and ``compute_for_loss(params, loss)`` the closed-form compute whose optimal loss is ``loss``;
     derived quantities fall back to jit-safe numeric solves without them (and tests hold the two together).
 
+    ``centering`` lists terms ``(scale, exponent, input, sign)`` meaning the law holds ``scale * input^(-sign *
+    exponent)``; the posterior samples such a scale as the term's value at the data's geometric mean of the
+    input (log T = log scale - sign * exponent * log x0), which removes the scale-exponent ridge.
+
     Laws compare and hash by value (same declaration, same fixed values), so jitted fitters compile once
     per law, not once per call.
     """
@@ -90,6 +94,7 @@ class Law:
     optimum: Callable[[Mapping[str, Any], Any], tuple[Any, Any]] | None = None
     compute_for_loss: Callable[[Mapping[str, Any], Any], Any] | None = None
     reference: str = ""
+    centering: tuple[tuple[str, str, str, float], ...] = ()
     starts_override: tuple[tuple[float, ...], ...] | None = field(default=None)
 
     # ---- parameter bookkeeping -------------------------------------------------------------
@@ -263,6 +268,7 @@ def chinchilla() -> Law:
         log_loss_fn=_chinchilla_log_loss,
         optimum=_chinchilla_optimum,
         compute_for_loss=_chinchilla_compute_for_loss,
+        centering=(("A", "alpha", "N", 1.0), ("B", "beta", "D", 1.0)),
         reference="Hoffmann et al. 2022 (arXiv:2203.15556); fit protocol of Besiroglu et al. 2024 (arXiv:2404.10102)",
     )
 
@@ -306,6 +312,7 @@ def power_law_floor(x: str = "C") -> Law:
             Param("alpha", dist.LogNormal(np.log(0.2), 1.0), False, (0.05, 0.1, 0.2, 0.4, 0.8, 1.6), "exponent"),
         ),
         log_loss_fn=log_loss,
+        centering=(("A", "alpha", x, 1.0),),
         reference="generic form (METHODS §1.5)",
     )
 
@@ -325,6 +332,7 @@ def power_law(x: str = "C") -> Law:
             Param("p", dist.Normal(0.0, 1.0), False, (-0.5, 0.0, 0.5), "exponent (any sign)"),
         ),
         log_loss_fn=log_loss,
+        centering=(("k", "p", x, -1.0),),
         reference="DeepSeek LLM 2024 (arXiv:2401.02954), Step Law 2025 (METHODS §1.5)",
     )
 
@@ -372,6 +380,7 @@ def data_constrained() -> Law:
             Param("R_N_star", dist.LogNormal(np.log(5.0), 1.5), True, (0.0, 1.0, 2.0, 3.0, 4.0, 5.0), "excess-parameter decay"),
         ),
         log_loss_fn=_data_constrained_log_loss,
+        centering=(("A", "alpha", "N", 1.0), ("B", "beta", "D", 1.0)),
         reference="Muennighoff et al. 2023 (arXiv:2305.16264); base constants fitted by the authors (METHODS §1.4)",
     )
 

@@ -4,6 +4,8 @@
   r^2 / 2 inside (identical to ``scipy.special.huber``).
 * ``gaussian_logpdf(r, sigma)`` and ``student_t_logpdf(r, sigma, nu)``: log densities of the residual
   under Gaussian or Student-t noise on log loss (Student-t is the robust default for likelihoods).
+* ``huber_logpdf(r, sigma, k)``: the normalised Huber density p(r) = exp(-huber(r/sigma, k)) / (sigma Z(k)),
+  Gaussian within k sigma and Laplace-tailed beyond, Z(k) = sqrt(2 pi) (2 Phi(k) - 1) + 2 exp(-k^2/2) / k.
 
 >>> float(huber(0.5, 1e-3)) == 1e-3 * (0.5 - 0.5e-3)
 True
@@ -11,10 +13,11 @@ True
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax.scipy import stats
 
-__all__ = ["huber", "gaussian_logpdf", "student_t_logpdf", "LIKELIHOODS"]
+__all__ = ["huber", "gaussian_logpdf", "student_t_logpdf", "huber_logpdf", "LIKELIHOODS"]
 
 
 def huber(r, delta):
@@ -30,4 +33,14 @@ def student_t_logpdf(r, sigma, nu):
     return stats.t.logpdf(r, nu, 0.0, sigma)
 
 
-LIKELIHOODS = {"gaussian": gaussian_logpdf, "student_t": student_t_logpdf}
+def huber_log_normaliser(k):
+    """log Z(k) of the unit-scale Huber density exp(-huber(u, k))."""
+    return jnp.log(jnp.sqrt(2 * jnp.pi) * jax.scipy.special.erf(k / jnp.sqrt(2.0)) + 2 * jnp.exp(-0.5 * k * k) / k)
+
+
+def huber_logpdf(r, sigma, k):
+    return -huber(r / sigma, k) - jnp.log(sigma) - huber_log_normaliser(k)
+
+
+#: likelihoods by name; each takes (residual, sigma, shape) where shape is nu (Student-t) or k (Huber)
+LIKELIHOODS = {"gaussian": gaussian_logpdf, "student_t": student_t_logpdf, "huber": huber_logpdf}
