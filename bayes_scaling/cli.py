@@ -1,11 +1,12 @@
 """The ``bayes-scaling`` command.
 
-    bayes-scaling demo                               fit Chinchilla to the bundled 240 runs, forecast
+    bayes-scaling demo [--point-only]                Chinchilla on the bundled 240 runs: fit, posterior
     bayes-scaling fit RUNS --law chinchilla --budgets 1e21 1e23 1e25 [--json out.json]
+    bayes-scaling sample RUNS --law chinchilla --budgets 1e21 1e23 --prob 0.9 --out DIR
     bayes-scaling laws                               list the laws and their formulas
 
-Exit codes: 0 success; 1 the fit ran but did not converge (results are printed, flagged); 2 bad input
-(a one-line message on stderr, no traceback).
+Exit codes: 0 success; 1 the fit did not converge or the sampler is unhealthy (divergences or R-hat
+> 1.01; results are printed, flagged); 2 bad input (a one-line message on stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import sys
 import time
 import warnings
+
+import numpy as np
 
 __all__ = ["main"]
 
@@ -31,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="bayes-scaling",
         description="Fit scaling laws to training runs and forecast compute-optimal models.",
     )
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,demo,laws}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,demo,laws}")
 
     def add_forecast_opts(p):
         p.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C",
@@ -40,29 +43,54 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
         p.add_argument("--max-steps", type=int, default=1000, help="L-BFGS steps per start (default 1000)")
 
-    fit = sub.add_parser("fit", help="fit a law to a run table (CSV, TSV or Parquet) and print a forecast")
-    fit.add_argument("runs", metavar="RUNS", help="path to the run table")
-    fit.add_argument("--law", default="chinchilla", help="law name (see `bayes-scaling laws`; default chinchilla)")
-    fit.add_argument("--x", metavar="COLUMN_ROLE", default=None,
-                     help="input of a single-variable law (power_law, power_law_floor): N, D, C, U, batch_size or steps")
-    for role, default in (("N", "N"), ("D", "D"), ("C", "C"), ("loss", "loss")):
-        fit.add_argument(f"--{role}", dest=f"col_{role}", default=default, metavar="COLUMN",
-                         help=f"column holding {role} (default {default!r})")
-    fit.add_argument("--U", dest="col_U", default="U", metavar="COLUMN", help="column of unique tokens (data-constrained law; default 'U')")
-    fit.add_argument("--batch-size", dest="col_batch_size", default=None, metavar="COLUMN", help="column of batch sizes")
-    fit.add_argument("--steps", dest="col_steps", default=None, metavar="COLUMN", help="column of training steps")
+    def add_table_opts(p):
+        p.add_argument("runs", metavar="RUNS", help="path to the run table (CSV, TSV or Parquet)")
+        p.add_argument("--law", default="chinchilla", help="law name (see `bayes-scaling laws`; default chinchilla)")
+        p.add_argument("--x", metavar="COLUMN_ROLE", default=None,
+                       help="input of a single-variable law (power_law, power_law_floor): N, D, C, U, batch_size or steps")
+        for role, default in (("N", "N"), ("D", "D"), ("C", "C"), ("loss", "loss")):
+            p.add_argument(f"--{role}", dest=f"col_{role}", default=default, metavar="COLUMN",
+                           help=f"column holding {role} (default {default!r})")
+        p.add_argument("--U", dest="col_U", default="U", metavar="COLUMN", help="column of unique tokens (data-constrained law; default 'U')")
+        p.add_argument("--batch-size", dest="col_batch_size", default=None, metavar="COLUMN", help="column of batch sizes")
+        p.add_argument("--steps", dest="col_steps", default=None, metavar="COLUMN", help="column of training steps")
+        p.add_argument("--fix", nargs="+", default=[], metavar="NAME=VALUE",
+                       help="hold parameters at values, e.g. --fix alpha=0.34; 'muennighoff_base' fixes E, A, B, alpha, beta of the data-constrained law")
+        p.add_argument("--input", nargs="+", default=[], metavar="NAME=VALUE",
+                       help="fixed values of the law's other inputs for the forecast, e.g. --input U=25e9")
+
+    def add_sampler_opts(p):
+        p.add_argument("--prob", type=float, default=0.9, help="credible interval mass (equal-tailed; default 0.9)")
+        p.add_argument("--likelihood", choices=("student_t", "gaussian", "huber"), default="student_t",
+                       help="noise on log loss (default student_t, nu=4)")
+        p.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
+        p.add_argument("--warmup", type=int, default=1000, help="warm-up iterations per chain (default 1000)")
+        p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
+        p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical draws")
+        p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9)")
+        p.add_argument("--noise-varies-with-compute", action="store_true", help="log sigma linear in log C")
+        p.add_argument("--progress", action="store_true", help="show a progress bar")
+
+    fit = sub.add_parser("fit", help="fit a law to a run table and print a forecast (point estimate)")
+    add_table_opts(fit)
     fit.add_argument("--objective", choices=("huber", "student_t", "gaussian"), default="huber",
                      help="huber: the Chinchilla/Epoch protocol (default); student_t/gaussian: maximum likelihood")
     fit.add_argument("--map", action="store_true", help="add the law's priors (MAP); needs --objective student_t or gaussian")
     fit.add_argument("--delta", type=_positive_float, default=1e-3, help="Huber delta (default 1e-3)")
-    fit.add_argument("--fix", nargs="+", default=[], metavar="NAME=VALUE",
-                     help="hold parameters at values, e.g. --fix alpha=0.34; 'muennighoff_base' fixes E, A, B, alpha, beta of the data-constrained law")
-    fit.add_argument("--input", nargs="+", default=[], metavar="NAME=VALUE",
-                     help="fixed values of the law's other inputs for the forecast, e.g. --input U=25e9")
     add_forecast_opts(fit)
 
-    demo = sub.add_parser("demo", help="fit Chinchilla to the bundled 240 runs (Epoch AI digitization) and forecast")
+    sample = sub.add_parser("sample", help="sample the posterior (NUTS) and print forecasts with credible intervals")
+    add_table_opts(sample)
+    add_sampler_opts(sample)
+    sample.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C",
+                        help="training compute budgets in FLOPs (default: 1e21 5.76e23 1e25)")
+    sample.add_argument("--out", metavar="DIR", help="write DIR/posterior.nc (NetCDF) and DIR/summary.json")
+    sample.add_argument("--force", action="store_true", help="overwrite existing files in --out")
+
+    demo = sub.add_parser("demo", help="Chinchilla on the bundled 240 runs: point fit, then posterior with credible intervals")
     add_forecast_opts(demo)
+    add_sampler_opts(demo)
+    demo.add_argument("--point-only", action="store_true", help="skip the posterior (point fit and forecast only)")
 
     sub.add_parser("laws", help="list the built-in laws with formulas and parameters")
     return ap
@@ -176,13 +204,10 @@ def _check_json_target(args) -> None:
         raise UsageError(f"{args.json} exists; not overwriting it (pass --force to replace it)")
 
 
-def _cmd_fit(args) -> int:
+def _law_and_runs(args):
     from .data import load_runs
     from .laws import MUENNIGHOFF_BASE, get_law
 
-    _check_json_target(args)
-    if args.map and args.objective == "huber":
-        raise UsageError("--map needs a likelihood: add --objective student_t or --objective gaussian")
     law = get_law(args.law, **({"x": args.x} if args.x else {}))
     fix = {}
     for item in args.fix:
@@ -211,7 +236,114 @@ def _cmd_fit(args) -> int:
         steps=args.col_steps,
         required=("loss",) + tuple(k for k in law.inputs if k not in ("D", "C")),  # D and C fill each other
     )
+    return law, runs, inputs
+
+
+def _cmd_fit(args) -> int:
+    _check_json_target(args)
+    if args.map and args.objective == "huber":
+        raise UsageError("--map needs a likelihood: add --objective student_t or --objective gaussian")
+    law, runs, inputs = _law_and_runs(args)
     return _run_fit(runs, law, args, objective=args.objective, prior=args.map, delta=args.delta, inputs=inputs)
+
+
+def _check_sampler_args(args) -> None:
+    if not 0 < args.prob < 1:
+        raise UsageError(f"--prob {args.prob}: must be between 0 and 1")
+    for name in ("chains", "warmup", "draws"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1")
+    if args.draws < 4:
+        raise UsageError("--draws must be at least 4 (R-hat and ESS need them)")
+    if not 0 < args.target_accept < 1:
+        raise UsageError("--target-accept must be between 0 and 1")
+
+
+def _fmt_interval_table(df, prob) -> str:
+    cols = [c for c in ("N_opt", "D_opt", "D/N", "L*") if c in df.columns]
+    head = ["budget"] + [f"{c} [{100 * prob:g}%]" for c in cols] + [f"new run [{100 * prob:g}%]"]
+    rows = []
+    for _, r in df.iterrows():
+        cells = [f"{r['budget']:.3e}"]
+        for c in cols:
+            if c == "L*":
+                cells.append(f"{r[c]:.4f} ({r[c + '_lo']:.4f}, {r[c + '_hi']:.4f})")
+            elif c == "D/N":
+                cells.append(f"{r[c]:.1f} ({r[c + '_lo']:.1f}, {r[c + '_hi']:.1f})")
+            else:
+                cells.append(f"{r[c]:.3g} ({r[c + '_lo']:.3g}, {r[c + '_hi']:.3g})")
+        cells.append(f"({r['L_new_lo']:.4f}, {r['L_new_hi']:.4f})")
+        rows.append(cells)
+    width = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    line = lambda cells: "  ".join(s.rjust(w) for s, w in zip(cells, width))
+    return "\n".join([line(head)] + [line(r) for r in rows])
+
+
+def _run_posterior(runs, law, args, *, inputs=None, out_dir=None) -> int:
+    from .sampling import sample_posterior
+
+    total = args.chains * (args.warmup + args.draws)
+    print(f"sampling the posterior: NUTS, {args.chains} chains x ({args.warmup} warm-up + {args.draws} draws), "
+          f"{args.likelihood} noise on log loss, seed {args.seed} ({total} iterations)...", flush=True)
+    t0 = time.perf_counter()
+    post = sample_posterior(law, runs, likelihood=args.likelihood, num_warmup=args.warmup, num_samples=args.draws,
+                            num_chains=args.chains, seed=args.seed, target_accept=args.target_accept,
+                            noise_varies_with_compute=args.noise_varies_with_compute, progress_bar=args.progress)
+    seconds = time.perf_counter() - t0
+    prob = args.prob
+    table = post.summary(prob=prob)
+    pct = f"{100 * prob:g}%"
+    out = [f"posterior ({seconds:.1f} s): median and {pct} equal-tailed interval; R-hat; bulk/tail ESS"]
+    for name, r in table.iterrows():
+        out.append(f"  {name:<10} {r['median']:.6g}  ({r[f'eti_{pct}_lo']:.6g}, {r[f'eti_{pct}_hi']:.6g})"
+                   f"  r_hat {r['r_hat']:.3f}  ess {r['ess_bulk']:.0f}/{r['ess_tail']:.0f}")
+    forecast = None
+    if ("N" in law.inputs and "D" in law.inputs) or law.inputs == ("C",):
+        forecast = post.forecast(args.budgets, prob=prob, inputs=inputs or None)
+        out.append(f"forecast (C = 6 N D FLOPs; medians with {pct} intervals of the mean law; 'new run': one run's loss):")
+        out.append(_fmt_interval_table(forecast, prob))
+    if "alpha" in post.draws and "beta" in post.draws and law.optimum is not None:
+        a = post.exponent_a()
+        lo, hi = np.quantile(a, [(1 - prob) / 2, (1 + prob) / 2])
+        out.append(f"exponent a (N_opt ~ C^a): {np.median(a):.3f} ({lo:.3f}, {hi:.3f})")
+    diag = post.diagnostics(budgets=args.budgets)
+    out.append(f"sampler: {diag['divergences']} divergences, max R-hat {diag['max_r_hat']:.3f}, "
+               f"min ESS bulk {diag['min_ess_bulk']:.0f} / tail {diag['min_ess_tail']:.0f}"
+               f"{'' if diag['ok'] else '  -- NOT HEALTHY, see warnings'}")
+    out.extend(f"warning: {w}" for w in diag["warnings"])
+    print("\n".join(out))
+    if out_dir:
+        post.save(os.path.join(out_dir, "posterior.nc"), overwrite=True)
+        summary = {
+            "law": law.name, "formula": law.formula, "prob": prob, "seconds": seconds, "source": runs.source,
+            "parameters": table.to_dict(orient="index"),
+            "forecast": None if forecast is None else forecast.to_dict(orient="records"),
+            "diagnostics": diag, "settings": post.settings, "point_fit": post.point_fit,
+        }
+        with open(os.path.join(out_dir, "summary.json"), "w") as fh:
+            json.dump(summary, fh, indent=2, default=float)
+        print(f"wrote {os.path.join(out_dir, 'posterior.nc')} and {os.path.join(out_dir, 'summary.json')}")
+    return 0 if diag["divergences"] == 0 and diag["max_r_hat"] <= 1.01 else 1
+
+
+def _prepare_out_dir(args):
+    if not args.out:
+        return None
+    targets = [os.path.join(args.out, f) for f in ("posterior.nc", "summary.json")]
+    existing = [t for t in targets if os.path.exists(t)]
+    if existing and not args.force:
+        raise UsageError(f"{existing[0]} exists; not overwriting it (pass --force to replace it)")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out}: exists and is not a directory")
+    os.makedirs(args.out, exist_ok=True)
+    return args.out
+
+
+def _cmd_sample(args) -> int:
+    _check_sampler_args(args)
+    law, runs, inputs = _law_and_runs(args)
+    out_dir = _prepare_out_dir(args)
+    return _run_posterior(runs, law, args, inputs=inputs, out_dir=out_dir)
 
 
 def _cmd_demo(args) -> int:
@@ -219,9 +351,14 @@ def _cmd_demo(args) -> int:
     from .laws import get_law
 
     _check_json_target(args)
+    _check_sampler_args(args)
     runs = load_chinchilla()
     title = f"demo: Chinchilla law on the bundled runs ({CHINCHILLA_CITATION})"
-    return _run_fit(runs, get_law("chinchilla"), args, title=title)
+    code = _run_fit(runs, get_law("chinchilla"), args, title=title)
+    if args.point_only:
+        return code
+    print()
+    return max(code, _run_posterior(runs, get_law("chinchilla"), args))
 
 
 def _cmd_laws(args) -> int:
@@ -239,7 +376,7 @@ def main(argv=None) -> int:
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
-        return {"fit": _cmd_fit, "demo": _cmd_demo, "laws": _cmd_laws}[args.command](args)
+        return {"fit": _cmd_fit, "sample": _cmd_sample, "demo": _cmd_demo, "laws": _cmd_laws}[args.command](args)
     except (UsageError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
         print(f"bayes-scaling: error: {err}", file=sys.stderr)
         return 2

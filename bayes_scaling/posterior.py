@@ -140,7 +140,8 @@ class Posterior:
                             "the data pin down a combination of them, not each one; trust derived quantities "
                             "(forecasts) over the individual values, or fix one of them."
                         )
-        if budgets is not None and "C" in self.observed or ("N" in self.observed and "D" in self.observed):
+        obs = self.observed
+        if budgets is not None and ("C" in obs or ("N" in obs and "D" in obs)):
             cmax = float(np.max(self.observed["C"])) if "C" in self.observed else float(np.max(6 * self.observed["N"] * self.observed["D"]))
             for C in np.atleast_1d(budgets if budgets is not None else []):
                 if C > 1e3 * cmax:

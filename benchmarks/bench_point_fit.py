@@ -119,7 +119,7 @@ def main(argv=None):
     res["scaling_runs"] = runs_rows
 
     # --- the demo, end to end, fresh process -------------------------------------------------
-    exe = [sys.executable, "-m", "bayes_scaling.cli", "demo"]
+    exe = [sys.executable, "-m", "bayes_scaling.cli", "demo", "--point-only"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     t = time.perf_counter()
     proc = subprocess.run(exe, capture_output=True, text=True, env=env)

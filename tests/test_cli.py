@@ -35,7 +35,7 @@ def renamed_csv(tmp_path_factory):
 
 
 def test_demo_prints_parameters_and_forecast(capsys, tmp_path):
-    code, out, err = _run(capsys, "demo", "--json", str(tmp_path / "demo.json"))
+    code, out, err = _run(capsys, "demo", "--point-only", "--json", str(tmp_path / "demo.json"))
     assert code == 0, err
     assert "objective: 0.00101827" in out
     assert "alpha      0.3473" in out
@@ -148,3 +148,38 @@ def test_console_script_installed(tmp_path):
     assert proc.stderr.strip().endswith("column 'loss', row 6: 0 must be positive") and "Traceback" not in proc.stderr
     proc = subprocess.run(["bayes-scaling", "laws"], capture_output=True, text=True)
     assert proc.returncode == 0 and "chinchilla" in proc.stdout
+
+
+def test_sample_prints_intervals_and_saves(capsys, tmp_path):
+    from bayes_scaling import Posterior
+
+    path = _chinchilla_csv(tmp_path)
+    out_dir = tmp_path / "post"
+    args = ["sample", str(path), "--budgets", "1e21", "1e24", "--prob", "0.8", "--chains", "2", "--warmup", "300",
+            "--draws", "200", "--seed", "1", "--out", str(out_dir)]
+    code, out, err = _run(capsys, *args)
+    assert code in (0, 1), err  # 1 = unhealthy sampler at these short settings, flagged in the output
+    assert "80% equal-tailed interval" in out and "N_opt [80%]" in out and "divergences" in out
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["prob"] == 0.8 and len(summary["forecast"]) == 2
+    post = Posterior.load(out_dir / "posterior.nc")
+    assert post.draws["alpha"].shape == (2, 200)
+    # existing results are not overwritten without --force
+    code, out, err = _run(capsys, *args)
+    assert code == 2 and "exists; not overwriting" in err
+
+
+@pytest.mark.parametrize("extra, message", [(["--prob", "1.5"], "--prob 1.5: must be between 0 and 1"),
+                                            (["--draws", "2"], "--draws must be at least 4")])
+def test_sample_bad_options(capsys, tmp_path, extra, message):
+    code, out, err = _run(capsys, "sample", _csv(tmp_path), *extra)
+    assert code == 2 and message in err
+
+
+def _chinchilla_csv(tmp_path):
+    from bayes_scaling import load_chinchilla
+
+    runs = load_chinchilla()
+    path = tmp_path / "chin.csv"
+    pd.DataFrame({"N": runs.N, "D": runs.D, "loss": runs.loss}).to_csv(path, index=False)
+    return path
