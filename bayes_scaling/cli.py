@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
         p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical draws")
         p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9)")
-        p.add_argument("--noise-varies-with-compute", action="store_true", help="log sigma linear in log C")
+        p.add_argument("--noise", choices=("auto", "constant", "compute"), default="auto",
+                       help="noise scale on log loss: constant, or log-linear in compute; auto (default): compute when C is known")
         p.add_argument("--progress", action="store_true", help="show a progress bar")
 
     fit = sub.add_parser("fit", help="fit a law to a run table and print a forecast (point estimate)")
@@ -288,7 +289,7 @@ def _run_posterior(runs, law, args, *, inputs=None, out_dir=None) -> int:
     t0 = time.perf_counter()
     post = sample_posterior(law, runs, likelihood=args.likelihood, num_warmup=args.warmup, num_samples=args.draws,
                             num_chains=args.chains, seed=args.seed, target_accept=args.target_accept,
-                            noise_varies_with_compute=args.noise_varies_with_compute, progress_bar=args.progress)
+                            noise_varies_with_compute={"auto": None, "constant": False, "compute": True}[args.noise], progress_bar=args.progress)
     seconds = time.perf_counter() - t0
     prob = args.prob
     table = post.summary(prob=prob)

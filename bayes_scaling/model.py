@@ -20,6 +20,7 @@ The mean uses the law's one ``log_loss`` (vmapped over runs): no formula is writ
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Mapping
 
@@ -63,7 +64,25 @@ def centre_of(law: Law, X: Mapping[str, Any], mask=None) -> dict[str, float]:
     return out
 
 
-def make_model(
+def make_model(law, *, priors: Mapping[str, Any] | None = None, **options):
+    """The NumPyro model of ``law`` (see the module docstring). Returns ``model(X, logy, mask, center)``.
+
+    options: ``likelihood`` ("student_t", "gaussian", "huber"), ``shape`` (nu or k; "learn" samples nu),
+    ``noise_scale``, ``noise_varies_with_compute``. Without ``priors`` the same options give the same model
+    object, so compiled samplers are reused.
+    """
+    law = get_law(law)
+    if priors:
+        return _make_model(law, priors=priors, **options)
+    return _make_model_cached(law, **options)
+
+
+@functools.lru_cache(maxsize=64)
+def _make_model_cached(law, **options):
+    return _make_model(law, **options)
+
+
+def _make_model(
     law,
     *,
     likelihood: str = "student_t",
@@ -72,8 +91,6 @@ def make_model(
     noise_scale: float = NOISE_SCALE,
     noise_varies_with_compute: bool = False,
 ):
-    """The NumPyro model of ``law`` (see the module docstring). Returns ``model(X, logy, mask, center)``."""
-    law = get_law(law)
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
     learn_nu = likelihood == "student_t" and shape == "learn"
@@ -122,6 +139,7 @@ def make_model(
             numpyro.factor("log_likelihood", jnp.sum(ll))
 
     model.law = law
+    model.priors = priors
     model.likelihood = likelihood
     model.shape = shape
     model.centred = centred

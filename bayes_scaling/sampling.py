@@ -22,8 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from numpyro.infer import MCMC, NUTS, init_to_value
-from numpyro.infer.util import initialize_model
+from numpyro.infer import MCMC, NUTS
 
 from .data import as_runs, check_enough_runs
 from .fitting import fit_point
@@ -36,32 +35,72 @@ __all__ = ["sample_posterior"]
 _EXTRA = ("diverging", "accept_prob", "num_steps", "adapt_state.step_size", "energy")
 
 
-def _laplace_inits(key, model, model_args, values, num_chains, scale):
-    """Unconstrained chain starts: draws from N(z_map, scale^2 H^-1), falling back to small jitter."""
-    info, potential_fn, _, _ = initialize_model(
-        key, model, model_args=model_args, init_strategy=init_to_value(values=values), dynamic_args=False
-    )
-    z0 = info.z
+_CACHE: dict = {}
+
+
+def _unconstrained(model, values):
+    """Sample-site values -> numpyro's unconstrained coordinates (biject_to of each site's support)."""
+    from numpyro.distributions.transforms import biject_to
+
+    law = model.law
+    out = {}
+    for name, v in values.items():
+        if name.startswith("log_") and name.endswith("_c") or name == "gamma":
+            out[name] = jnp.asarray(v)
+        elif name in ("sigma", "nu"):
+            out[name] = jnp.log(jnp.asarray(v))
+        else:
+            prior = model.priors.get(name, law.param(name).prior)
+            out[name] = biject_to(prior.support).inv(jnp.asarray(v))
+    return out
+
+
+def _hessian_fn(model, z0):
+    """Jitted Hessian of the potential energy in unconstrained coordinates (cached per model)."""
+    from numpyro.infer.util import potential_energy
+
     flat, unravel = ravel_pytree(z0)
-    H = jax.hessian(lambda v: potential_fn(unravel(v)))(flat)
+    key = ("hess", model, tuple(sorted(z0)))
+    if key not in _CACHE:
+        def pot(v, X, logy, center):
+            return potential_energy(model, (X, logy, None, center), {}, unravel(v))
+
+        _CACHE[key] = jax.jit(jax.hessian(pot))
+    return _CACHE[key], flat, unravel
+
+
+def _laplace_inits(key, model, args, values, num_chains, scale):
+    """Unconstrained chain starts: draws from N(z_map, scale^2 H^-1), falling back to small jitter."""
+    z0 = _unconstrained(model, values)
+    hess, flat, unravel = _hessian_fn(model, z0)
+    X, logy, _, center = args
+    H = np.asarray(hess(flat, X, logy, center))
     H = 0.5 * (H + H.T)
-    eye = jnp.eye(flat.shape[0], dtype=flat.dtype)
-    noise = jax.random.normal(jax.random.fold_in(key, 1), (num_chains, flat.shape[0]), dtype=flat.dtype)
+    noise = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (num_chains, flat.shape[0]), dtype=flat.dtype))
     try:
-        L = np.linalg.cholesky(np.asarray(H) + 1e-9 * np.eye(flat.shape[0]))
-        ok = np.all(np.isfinite(L))
+        L = np.linalg.cholesky(H)
+        ok = bool(np.all(np.isfinite(L)))
     except np.linalg.LinAlgError:
         ok = False
     if ok:
         # x = z0 + scale * L^-T n has covariance scale^2 H^-1
-        steps = jax.scipy.linalg.solve_triangular(jnp.asarray(L).T, noise.T, lower=False).T
-        starts = flat + scale * steps
-        cov = np.linalg.inv(np.asarray(H))
-        cov = 0.5 * (cov + cov.T)
+        starts = np.asarray(flat) + scale * np.linalg.solve(L.T, noise.T).T
     else:
-        starts = flat + 1e-3 * noise @ eye
-        cov = None
-    return jax.vmap(unravel)(starts), bool(ok), cov
+        starts = np.asarray(flat) + 1e-3 * noise
+    return jax.vmap(unravel)(jnp.asarray(starts, flat.dtype)), ok
+
+
+def _mcmc(model, **settings):
+    """An MCMC object per (model, settings), built with jit_model_args so that a same-shaped dataset
+    reuses the compiled sampler."""
+    key = ("mcmc", model, tuple(sorted(settings.items())))
+    if key not in _CACHE:
+        s = settings
+        kernel = NUTS(model, dense_mass=s["dense_mass"], target_accept_prob=s["target_accept"],
+                      max_tree_depth=s["max_tree_depth"])
+        _CACHE[key] = MCMC(kernel, num_warmup=s["num_warmup"], num_samples=s["num_samples"], num_chains=s["num_chains"],
+                           chain_method=s["chain_method"], progress_bar=s["progress_bar"], jit_model_args=True)
+    return _CACHE[key]
 
 
 def sample_posterior(
@@ -72,7 +111,7 @@ def sample_posterior(
     shape: float | None = None,
     priors: Mapping[str, Any] | None = None,
     noise_scale: float = 0.1,
-    noise_varies_with_compute: bool = False,
+    noise_varies_with_compute: bool | None = None,
     num_warmup: int = 1000,
     num_samples: int = 1000,
     num_chains: int = 4,
@@ -82,7 +121,6 @@ def sample_posterior(
     max_tree_depth: int = 10,
     seed: int = 0,
     init_scale: float = 1.0,
-    mass_from_laplace: bool = True,
     progress_bar: bool = False,
 ) -> Posterior:
     """Sample the posterior of ``law``'s parameters given ``runs`` with NUTS.
@@ -90,7 +128,10 @@ def sample_posterior(
     likelihood:    ``"student_t"`` (default, nu = 4), ``"gaussian"`` or ``"huber"`` (normalised Huber
                    density); ``shape`` overrides nu (Student-t) or the Huber threshold k (in sigmas).
     priors:        ``{"alpha": numpyro.distributions.LogNormal(...)}`` overrides the law's priors.
-    noise_varies_with_compute: log sigma_i = log sigma + gamma (log C_i - mean log C).
+    noise_varies_with_compute: log sigma_i = log sigma + gamma (log C_i - mean log C), gamma ~ Normal(0, 0.5).
+                   ``None`` (default): on whenever the runs give a compute C (a C column, or N and D). On
+                   the Chinchilla runs gamma's 90% interval is (0.04, 0.15): the noise grows with compute,
+                   and a constant-noise model gives N_opt intervals half as wide as Epoch's bootstrap.
     chain_method:  ``"vectorized"`` (one device, default), ``"parallel"`` (one chain per device) or
                    ``"sequential"``.
     seed:          the same seed gives identical draws.
@@ -101,6 +142,11 @@ def sample_posterior(
     """
     law = get_law(law)
     runs = as_runs(runs)
+    has_C = runs.C is not None or ("N" in law.inputs and "D" in law.inputs)
+    if noise_varies_with_compute is None:
+        noise_varies_with_compute = has_C
+    elif noise_varies_with_compute and not has_C:
+        raise ValueError(f"{runs.source}: noise that varies with compute needs a compute column C (or N and D)")
     extra_noise = 1 + int(noise_varies_with_compute)
     check_enough_runs(runs, law.num_free + extra_noise, law.name)
     if not jax.config.jax_enable_x64:
@@ -121,16 +167,12 @@ def sample_posterior(
     key = jax.random.PRNGKey(seed)
     k_init, k_run = jax.random.split(key)
     args = (X, logy, None, center)
-    init_params, laplace_ok, cov = _laplace_inits(k_init, model, args, values, num_chains, init_scale)
-    mass0 = None
-    if mass_from_laplace and cov is not None:
-        mass0 = jnp.asarray(cov) if dense_mass else jnp.asarray(np.diag(cov))
+    init_params, laplace_ok = _laplace_inits(k_init, model, args, values, num_chains, init_scale)
     if num_chains == 1:
         init_params = jax.tree_util.tree_map(lambda a: a[0], init_params)
-    kernel = NUTS(model, dense_mass=dense_mass, inverse_mass_matrix=mass0, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
-                  init_strategy=init_to_value(values=values))
-    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                chain_method=chain_method, progress_bar=progress_bar)
+    mcmc = _mcmc(model, dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth),
+                 num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
+                 chain_method=chain_method, progress_bar=bool(progress_bar))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="There are not enough devices")
         mcmc.run(k_run, *args, extra_fields=_EXTRA, init_params=init_params)

@@ -37,7 +37,9 @@ def test_chinchilla_posterior_is_healthy(chinchilla_posterior):
     assert d["max_r_hat"] <= 1.01
     assert d["min_ess_bulk"] >= 400 and d["min_ess_tail"] >= 400
     table = chinchilla_posterior.summary(prob=0.9)
-    assert set(table.index) == {"E", "A", "B", "alpha", "beta", "sigma"}
+    assert set(table.index) == {"E", "A", "B", "alpha", "beta", "sigma", "gamma"}
+    # the data say the noise grows with compute (METHODS §4 option, on by default when C is known)
+    assert np.quantile(chinchilla_posterior.noise["gamma"], 0.05) > 0
     assert {"mean", "sd", "median", "eti_90%_lo", "hdi_90%_hi", "r_hat", "ess_bulk", "ess_tail"} <= set(table.columns)
     # the A-alpha and B-beta ridges are reported in plain words
     assert any("A and alpha are strongly correlated" in w for w in d["warnings"])
