@@ -63,7 +63,11 @@ def main(argv=None):
     res = {"machine": machine(), "num_runs": len(runs)}
 
     rows = []
-    for label, kw in (("cold", {}), ("warm", {}), ("warm, 4 x (500 + 500)", {"num_warmup": 500, "num_samples": 500})):
+    configs = (("cold", {}), ("warm", {}),
+               ("vectorized chains, cold", {"chain_method": "vectorized"}), ("vectorized chains, warm", {"chain_method": "vectorized"}),
+               ("4 x (500 + 500), cold", {"num_warmup": 500, "num_samples": 500}),
+               ("4 x (500 + 500), warm", {"num_warmup": 500, "num_samples": 500}))
+    for label, kw in configs:
         t = time.perf_counter()
         post = sample_posterior("chinchilla", runs, seed=0, **kw)
         sec = time.perf_counter() - t
@@ -100,7 +104,7 @@ def main(argv=None):
     warm = rows[1]["seconds"]
     res["speedup_warm_vs_tight_bootstrap"] = boot["tight"]["seconds"] / warm
     print(f"tight bootstrap / warm NUTS (4 x 1000+1000): {res['speedup_warm_vs_tight_bootstrap']:.2f}x;"
-          f" / warm NUTS (4 x 500+500): {boot['tight']['seconds'] / rows[2]['seconds']:.2f}x")
+          f" / warm NUTS (4 x 500+500): {boot['tight']['seconds'] / rows[5]['seconds']:.2f}x")
     print("ESS per second (warm, 4 x 1000+1000): " + ", ".join(f"{k} {v:.0f}" for k, v in rows[1]["ess_per_second"].items()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2, default=float) + "\n")
