@@ -21,10 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .data import Runs, as_runs
-from .fitting import PointFit, _best, _default_tols, _multistart_impl, _screen_impl, objective_function
+from .fitting import PointFit, _best, _default_tols, _multistart_impl, _screen_impl, fit_point, objective_function
 from .laws import get_law
 
-__all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch"]
+__all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch", "bootstrap_point"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,13 +97,21 @@ class BatchFit:
         return pd.DataFrame(rows)
 
 
-def _batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, max_steps, chunk):
-    return jax.vmap(
-        lambda th, x, y, m: _multistart_impl(th, x, y, m, hyper, law=law, kind=kind, prior=prior, max_steps=max_steps, chunk=chunk)
-    )(theta0s, X, logy, mask)
+def _batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, max_steps, chunk, family_chunk):
+    one = lambda a: _multistart_impl(a[0], a[1], a[2], a[3], hyper, law=law, kind=kind, prior=prior,
+                                     max_steps=max_steps, chunk=chunk)
+    if family_chunk >= theta0s.shape[0]:
+        return jax.vmap(lambda th, x, y, m: one((th, x, y, m)))(theta0s, X, logy, mask)
+    # on CPU families run one after another inside one compiled loop: a vmapped L-BFGS runs every
+    # family as long as the slowest (and its line search as long as the longest)
+    return jax.lax.map(one, (theta0s, X, logy, mask), batch_size=family_chunk if family_chunk > 1 else None)
 
 
-_batch = jax.jit(_batch_impl, static_argnames=("law", "kind", "prior", "max_steps", "chunk"))
+_batch = jax.jit(_batch_impl, static_argnames=("law", "kind", "prior", "max_steps", "chunk", "family_chunk"))
+
+
+def _default_family_chunk(num: int) -> int:
+    return num if jax.default_backend() in ("gpu", "tpu", "cuda", "rocm") else 1
 
 
 def _screen_batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior):
@@ -125,11 +133,13 @@ def fit_point_batch(
     num_polish: int | None = 32,
     max_steps: int = 1000,
     chunk: int = 1,
+    family_chunk: int | None = None,
     dtype=None,
 ) -> BatchFit:
     """:func:`~bayes_scaling.fitting.fit_point` for every family of ``runs``, in one compiled call.
 
-    Options are those of ``fit_point``; ``chunk`` is how many of a family's starts run at once. Families
+    Options are those of ``fit_point``; ``chunk`` is how many of a family's starts run at once and
+    ``family_chunk`` how many families (default: 1 on CPU, all on GPU/TPU). Families
     with too few runs for the law are skipped and listed in ``BatchFit.skipped``.
     """
     law = get_law(law)
@@ -179,7 +189,8 @@ def fit_point_batch(
         per_family = np.broadcast_to(theta0s, (F,) + theta0s.shape)
         note = None
     out = _batch(jnp.asarray(per_family, dtype), X, logy, mask, hyper, law=law, kind=kind, prior=prior,
-                 max_steps=int(max_steps), chunk=int(min(chunk, per_family.shape[1])))
+                 max_steps=int(max_steps), chunk=int(min(chunk, per_family.shape[1])),
+                 family_chunk=int(family_chunk or _default_family_chunk(F)))
     out = [np.asarray(a) for a in out]
     fits = {}
     for i, fam in enumerate(batch.families):
@@ -187,3 +198,36 @@ def fit_point_batch(
         notes = tuple(r.notes) + ((note,) if note else ()) + (f"family {fam!r} of a batch of {F}",)
         fits[str(fam)] = _best(law, r, kind, prior, delta, nu, tuple(a[i] for a in out), num_starts, notes)
     return BatchFit(fits=fits, skipped=skipped)
+
+
+def bootstrap_point(law, runs: Runs | Any, *, num_resamples: int = 1000, seed: int = 0, start=None,
+                    objective: str = "huber", max_steps: int = 2000, family_chunk: int | None = None,
+                    dtype=None) -> dict[str, np.ndarray]:
+    """Bootstrap of runs as one batch: ``num_resamples`` resamples (with replacement) of the runs, each
+    fitted from ``start`` (default: the full-data optimum, as Epoch did) in one vmapped call.
+
+    Returns ``{"params": {name: (num_resamples,) array}, "objective": ..., "converged": ...}``. With the
+    scale-free stopping rule the refits move to their own optimum (METHODS §1.1's pitfall is avoided).
+    """
+    law = get_law(law)
+    runs = as_runs(runs)
+    if start is None:
+        start = fit_point(law, runs, objective=objective).theta
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(runs), size=(num_resamples, len(runs)))
+    if dtype is None:
+        dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    X = {k: jnp.asarray(runs.column(k)[idx], dtype) for k in law.inputs}
+    logy = jnp.log(jnp.asarray(runs.loss[idx], dtype))
+    mask = jnp.ones_like(logy)
+    g_def, f_def = _default_tols(dtype)
+    hyper = {"delta": jnp.asarray(1e-3, dtype), "nu": jnp.asarray(4.0, dtype),
+             "gtol": jnp.asarray(g_def, dtype), "ftol": jnp.asarray(f_def, dtype)}
+    theta0 = jnp.broadcast_to(jnp.asarray(start, dtype), (num_resamples, 1, len(start)))
+    theta, f, gnorm, steps, status = (np.asarray(a) for a in _batch(
+        theta0, X, logy, mask, hyper, law=law, kind=objective, prior=False, max_steps=int(max_steps), chunk=1,
+        family_chunk=int(family_chunk or _default_family_chunk(num_resamples))))
+    k = law.num_free
+    params = {name: np.asarray(v) for name, v in law.params_from_theta(jnp.asarray(theta[:, 0, :k])).items()}
+    return {"params": params, "objective": f[:, 0], "converged": (status[:, 0] == 0) | (status[:, 0] == 1),
+            "num_steps": steps[:, 0]}
