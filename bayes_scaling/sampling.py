@@ -30,7 +30,7 @@ from .laws import get_law
 from .model import centre_of, make_model, sampling_values
 from .posterior import Posterior
 
-__all__ = ["sample_posterior"]
+__all__ = ["sample_posterior", "run_nuts"]
 
 _EXTRA = ("diverging", "accept_prob", "num_steps", "adapt_state.step_size", "energy")
 
@@ -62,8 +62,8 @@ def _hessian_fn(model, z0):
     flat, unravel = ravel_pytree(z0)
     key = ("hess", model, tuple(sorted(z0)))
     if key not in _CACHE:
-        def pot(v, X, logy, center):
-            return potential_energy(model, (X, logy, None, center), {}, unravel(v))
+        def pot(v, args):
+            return potential_energy(model, args, {}, unravel(v))
 
         _CACHE[key] = jax.jit(jax.hessian(pot))
     return _CACHE[key], flat, unravel
@@ -73,8 +73,7 @@ def _laplace_inits(key, model, args, values, num_chains, scale):
     """Unconstrained chain starts: draws from N(z_map, scale^2 H^-1), falling back to small jitter."""
     z0 = _unconstrained(model, values)
     hess, flat, unravel = _hessian_fn(model, z0)
-    X, logy, _, center = args
-    H = np.asarray(hess(flat, X, logy, center))
+    H = np.asarray(hess(flat, args))
     H = 0.5 * (H + H.T)
     noise = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (num_chains, flat.shape[0]), dtype=flat.dtype))
     try:
@@ -116,8 +115,7 @@ def _chains_fn(model, **s):
         potential_fn_gen=lambda *args: (lambda z: potential_energy(model, args, {}, z)), algo="NUTS"
     )
 
-    def one_chain(rng_key, z0, X, logy, center):
-        args = (X, logy, None, center)
+    def one_chain(rng_key, z0, args):
         state = init_kernel(z0, s["num_warmup"], dense_mass=s["dense_mass"], target_accept_prob=s["target_accept"],
                             max_tree_depth=s["max_tree_depth"], regularize_mass_matrix=s["regularize"],
                             model_args=args, rng_key=rng_key)
@@ -133,11 +131,47 @@ def _chains_fn(model, **s):
         return values, stats
 
     if s["chain_method"] == "sequential":
-        run = lambda keys, z0s, X, logy, center: jax.lax.map(lambda kz: one_chain(kz[0], kz[1], X, logy, center), (keys, z0s))
+        run = lambda keys, z0s, args: jax.lax.map(lambda kz: one_chain(kz[0], kz[1], args), (keys, z0s))
     else:
-        run = jax.vmap(one_chain, in_axes=(0, 0, None, None, None))
+        run = jax.vmap(one_chain, in_axes=(0, 0, None))
     _CACHE[key] = jax.jit(run)
     return _CACHE[key]
+
+
+def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, num_chains=4, chain_method="auto",
+             dense_mass=True, target_accept=0.9, max_tree_depth=10, init_scale=1.0, regularize_mass_matrix=False,
+             progress_bar=False):
+    """NUTS on ``model(*args)`` with chains started at Laplace draws around ``values`` (sample-site values
+    at the MAP point). Returns ``(samples, stats, laplace_ok, chain_method)``: NumPy arrays shaped
+    ``(chain, draw, ...)`` for every site (deterministic ones included) and the sample stats."""
+    key = jax.random.PRNGKey(seed)
+    k_init, k_run = jax.random.split(key)
+    init_params, laplace_ok = _laplace_inits(k_init, model, args, values, num_chains, init_scale)
+    if chain_method == "auto":
+        chain_method = "vectorized" if jax.default_backend() in ("gpu", "tpu", "cuda", "rocm") else "sequential"
+    if chain_method not in ("vectorized", "sequential", "parallel"):
+        raise ValueError(f"chain_method must be 'auto', 'vectorized', 'parallel' or 'sequential', not {chain_method!r}")
+    settings_ = dict(dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth),
+                     num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
+                     chain_method=chain_method, regularize=bool(regularize_mass_matrix))
+    if chain_method == "parallel" or progress_bar:
+        if num_chains == 1:
+            init_params = jax.tree_util.tree_map(lambda a: a[0], init_params)
+        mcmc = _mcmc(model, progress_bar=bool(progress_bar), **settings_)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="There are not enough devices")
+            mcmc.run(k_run, *args, extra_fields=_EXTRA, init_params=init_params)
+        samples = mcmc.get_samples(group_by_chain=True)
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+        stats = {"diverging": extra["diverging"], "acceptance_rate": extra["accept_prob"], "n_steps": extra["num_steps"],
+                 "step_size": extra["adapt_state.step_size"], "energy": extra["energy"]}
+    else:
+        keys = jax.random.split(k_run, num_chains)
+        samples, stats = _chains_fn(model, **settings_)(keys, init_params, args)
+    jax.block_until_ready(samples)
+    samples = {k: np.asarray(v) for k, v in samples.items()}
+    stats = {k: np.asarray(v) for k, v in stats.items()}
+    return samples, stats, laplace_ok, chain_method
 
 
 def sample_posterior(
@@ -206,36 +240,11 @@ def sample_posterior(
     fit = fit_point(law, runs, objective="gaussian" if likelihood == "gaussian" else "student_t",
                     nu=model.shape if likelihood == "student_t" else 4.0, prior=True)
     values = sampling_values(model, fit.params, min(max(fit.noise["sigma"], 1e-4), 3 * noise_scale), center)
-    key = jax.random.PRNGKey(seed)
-    k_init, k_run = jax.random.split(key)
     args = (X, logy, None, center)
-    init_params, laplace_ok = _laplace_inits(k_init, model, args, values, num_chains, init_scale)
-    if num_chains == 1:
-        init_params = jax.tree_util.tree_map(lambda a: a[0], init_params)
-    if chain_method == "auto":
-        chain_method = "vectorized" if jax.default_backend() in ("gpu", "tpu", "cuda", "rocm") else "sequential"
-    settings_ = dict(dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth),
-                     num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
-                     chain_method=chain_method, regularize=bool(regularize_mass_matrix))
-    if chain_method not in ("vectorized", "sequential", "parallel"):
-        raise ValueError(f"chain_method must be 'vectorized', 'parallel' or 'sequential', not {chain_method!r}")
-    if chain_method == "parallel" or progress_bar:
-        mcmc = _mcmc(model, progress_bar=bool(progress_bar), **settings_)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="There are not enough devices")
-            mcmc.run(k_run, *args, extra_fields=_EXTRA, init_params=init_params)
-        samples = mcmc.get_samples(group_by_chain=True)
-        extra = mcmc.get_extra_fields(group_by_chain=True)
-        stats = {"diverging": extra["diverging"], "acceptance_rate": extra["accept_prob"], "n_steps": extra["num_steps"],
-                 "step_size": extra["adapt_state.step_size"], "energy": extra["energy"]}
-    else:
-        if num_chains == 1:
-            init_params = jax.tree_util.tree_map(lambda a: a[None], init_params)
-        keys = jax.random.split(k_run, num_chains)
-        samples, stats = _chains_fn(model, **settings_)(keys, init_params, X, logy, center)
-    jax.block_until_ready(samples)
-    samples = {k: np.asarray(v) for k, v in samples.items()}
-    stats = {k: np.asarray(v) for k, v in stats.items()}
+    samples, stats, laplace_ok, chain_method = run_nuts(
+        model, args, values, seed=seed, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+        chain_method=chain_method, dense_mass=dense_mass, target_accept=target_accept, max_tree_depth=max_tree_depth,
+        init_scale=init_scale, regularize_mass_matrix=regularize_mass_matrix, progress_bar=progress_bar)
     seconds = time.perf_counter() - t0
     draws = {p.name: np.asarray(samples[p.name]) for p in law.params if p.name in samples}
     for name, value in law.fixed_values.items():
