@@ -38,23 +38,6 @@ _EXTRA = ("diverging", "accept_prob", "num_steps", "adapt_state.step_size", "ene
 _CACHE: dict = {}
 
 
-def _unconstrained(model, values):
-    """Sample-site values -> numpyro's unconstrained coordinates (biject_to of each site's support)."""
-    from numpyro.distributions.transforms import biject_to
-
-    law = model.law
-    out = {}
-    for name, v in values.items():
-        if name.startswith("log_") and name.endswith("_c") or name == "gamma":
-            out[name] = jnp.asarray(v)
-        elif name in ("sigma", "nu"):
-            out[name] = jnp.log(jnp.asarray(v))
-        else:
-            prior = model.priors.get(name, law.param(name).prior)
-            out[name] = biject_to(prior.support).inv(jnp.asarray(v))
-    return out
-
-
 def _hessian_fn(model, z0):
     """Jitted Hessian of the potential energy in unconstrained coordinates (cached per model)."""
     from numpyro.infer.util import potential_energy
@@ -69,10 +52,38 @@ def _hessian_fn(model, z0):
     return _CACHE[key], flat, unravel
 
 
+def _mode_fn(model, z0):
+    """Jitted L-BFGS on the potential energy from a flat unconstrained start (cached per model)."""
+    from numpyro.infer.util import potential_energy
+
+    from .fitting import _lbfgs_one
+
+    _, unravel = ravel_pytree(z0)
+    key = ("mode", model, tuple(sorted(z0)))
+    if key not in _CACHE:
+        def pot(v, args):
+            return potential_energy(model, args, {}, unravel(v))
+
+        def solve(v, args):
+            dt = v.dtype
+            gtol, ftol = (1e-9, 1e-12) if dt == jnp.float64 else (1e-4, 1e-6)
+            return _lbfgs_one(pot, v, (args,), 2000, jnp.asarray(gtol, dt), jnp.asarray(ftol, dt))[0]
+
+        _CACHE[key] = jax.jit(solve)
+    return _CACHE[key]
+
+
 def _laplace_inits(key, model, args, values, num_chains, scale):
     """Unconstrained chain starts: draws from N(z_map, scale^2 H^-1), falling back to small jitter."""
-    z0 = _unconstrained(model, values)
+    from numpyro.infer.util import unconstrain_fn
+
+    z0 = unconstrain_fn(model, args, {}, {k: jnp.asarray(v) for k, v in values.items()})
     hess, flat, unravel = _hessian_fn(model, z0)
+    # polish the start to the posterior mode in these coordinates (the given values are a MAP in the
+    # fitter's coordinates, or, for hierarchical models, only per-family fits)
+    polished = np.asarray(_mode_fn(model, z0)(flat, args))
+    if np.all(np.isfinite(polished)):
+        flat = jnp.asarray(polished, flat.dtype)
     H = np.asarray(hess(flat, args))
     H = 0.5 * (H + H.T)
     noise = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (num_chains, flat.shape[0]), dtype=flat.dtype))
