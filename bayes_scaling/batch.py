@@ -24,7 +24,7 @@ from .data import Runs, as_runs
 from .fitting import PointFit, _best, _default_tols, _multistart_impl, _screen_impl, fit_point, objective_function
 from .laws import get_law
 
-__all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch", "bootstrap_point"]
+__all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch", "bootstrap_point", "BatchPosterior", "sample_posterior_batch"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,3 +231,119 @@ def bootstrap_point(law, runs: Runs | Any, *, num_resamples: int = 1000, seed: i
     params = {name: np.asarray(v) for name, v in law.params_from_theta(jnp.asarray(theta[:, 0, :k])).items()}
     return {"params": params, "objective": f[:, 0], "converged": (status[:, 0] == 0) | (status[:, 0] == 1),
             "num_steps": steps[:, 0]}
+
+
+@dataclass(frozen=True)
+class BatchPosterior:
+    """Posteriors of many families sampled in one call: ``posteriors[family]`` is a
+    :class:`~bayes_scaling.posterior.Posterior`; ``skipped`` lists families not sampled, and
+    :meth:`failing` those whose sampler is unhealthy (never averaged away)."""
+
+    posteriors: dict[str, Any]
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def failing(self) -> dict[str, list[str]]:
+        out = {}
+        for fam, post in self.posteriors.items():
+            d = post.diagnostics()
+            problems = []
+            if d["divergences"]:
+                problems.append(f"{d['divergences']} divergences")
+            if d["max_r_hat"] > 1.01:
+                problems.append(f"R-hat {d['max_r_hat']:.3f}")
+            if d["min_ess_bulk"] < 400:
+                problems.append(f"bulk ESS {d['min_ess_bulk']:.0f}")
+            if problems:
+                out[fam] = problems
+        return out
+
+    def forecast(self, budgets, *, prob: float = 0.9, seed: int = 0):
+        """Per family and budget: medians and intervals of N_opt, D_opt, D/N, L* (see Posterior.forecast)."""
+        import pandas as pd
+
+        tables = []
+        for fam, post in self.posteriors.items():
+            t = post.forecast(budgets, prob=prob, seed=seed)
+            t.insert(0, "family", fam)
+            tables.append(t)
+        return pd.concat(tables, ignore_index=True)
+
+
+def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_varies_with_compute: bool | None = None,
+                           num_warmup: int = 1000, num_samples: int = 1000, num_chains: int = 4, seed: int = 0,
+                           target_accept: float = 0.9, family_chunk: int | None = None) -> BatchPosterior:
+    """NUTS for every family of ``runs`` in one compiled call (families one after another on CPU, vmapped
+    on GPU/TPU), each family with its own warm-up adaptation, starts and diagnostics. The model is the
+    single-family one of :func:`~bayes_scaling.sampling.sample_posterior` with padded runs masked out."""
+    import time
+
+    from .model import centre_of, make_model, sampling_values
+    from .posterior import Posterior
+    from .sampling import _families_fn, _laplace_inits
+
+    law = get_law(law)
+    runs = as_runs(runs)
+    runs.inputs(law.inputs)
+    if runs.family is None:
+        raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
+    has_C = runs.C is not None or ("N" in law.inputs and "D" in law.inputs)
+    vary = has_C if noise_varies_with_compute is None else bool(noise_varies_with_compute)
+    need = law.num_free + 1 + int(vary)
+    skipped = {}
+    for fam in dict.fromkeys(runs.family.tolist()):
+        n = int(np.sum(runs.family == fam))
+        if n < need + 1:
+            skipped[str(fam)] = f"{n} runs, a posterior of law {law.name!r} needs at least {need + 1}"
+    batch = make_batch(runs, names=tuple(law.inputs) + (("C",) if vary and "C" not in law.inputs and "N" not in law.inputs else ()),
+                       min_runs=need + 1)
+    model = make_model(law, likelihood=likelihood, noise_varies_with_compute=vary)
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    t0 = time.perf_counter()
+    fits = fit_point_batch(law, batch, objective="gaussian" if likelihood == "gaussian" else "student_t", prior=True,
+                           nu=model.shape if likelihood == "student_t" else 4.0)
+    F = batch.num_families
+    key = jax.random.PRNGKey(seed)
+    inits, centers, laplace = [], [], []
+    for i, fam in enumerate(batch.families):
+        X_i = {k: jnp.asarray(v[i], dtype) for k, v in batch.inputs.items()}
+        c_i = centre_of(law, {k: np.asarray(v) for k, v in X_i.items()}, batch.mask[i])
+        fit = fits.fits[str(fam)]
+        values = sampling_values(model, fit.params, min(max(fit.noise["sigma"], 1e-4), 0.3), c_i)
+        args_i = (X_i, jnp.log(jnp.asarray(batch.loss[i], dtype)), jnp.asarray(batch.mask[i], dtype), c_i)
+        z0, ok = _laplace_inits(jax.random.fold_in(key, 2 * i), model, args_i, values, num_chains, 1.0)
+        inits.append(z0)
+        centers.append(c_i)
+        laplace.append(ok)
+    stack = lambda trees: jax.tree_util.tree_map(lambda *a: jnp.stack(a), *trees)
+    z0s = stack(inits)
+    args = ({k: jnp.asarray(v, dtype) for k, v in batch.inputs.items()}, jnp.log(jnp.asarray(batch.loss, dtype)),
+            jnp.asarray(batch.mask, dtype), {k: jnp.asarray([c[k] for c in centers], dtype) for k in centers[0]})
+    keys = jnp.stack([jax.random.split(jax.random.fold_in(key, 2 * i + 1), num_chains) for i in range(F)])
+    gpu = jax.default_backend() in ("gpu", "tpu", "cuda", "rocm")
+    settings = dict(dense_mass=True, target_accept=float(target_accept), max_tree_depth=10, num_warmup=int(num_warmup),
+                    num_samples=int(num_samples), num_chains=int(num_chains),
+                    chain_method="vectorized" if gpu else "sequential", regularize=False)
+    run = _families_fn(model, int(family_chunk or (F if gpu else 1)), **settings)
+    samples, stats = run(keys, z0s, args)
+    jax.block_until_ready(samples)
+    seconds = time.perf_counter() - t0
+    posteriors = {}
+    for i, fam in enumerate(batch.families):
+        k = int(batch.counts[i])
+        s_i = {name: np.asarray(v[i]) for name, v in samples.items()}
+        draws = {p.name: s_i[p.name] for p in law.params if p.name in s_i}
+        for name, value in law.fixed_values.items():
+            draws[name] = np.full((num_chains, num_samples), value)
+        noise = {n: s_i[n] for n in ("sigma", "gamma", "nu") if n in s_i}
+        r = batch.runs[i]
+        observed = {n: np.asarray(batch.inputs[n][i, :k]) for n in batch.inputs} | {"loss": np.asarray(r.loss)}
+        posteriors[str(fam)] = Posterior(
+            law=law, draws=draws, noise=noise, sample_stats={n: np.asarray(v[i]) for n, v in stats.items()},
+            log_loss_mean=s_i["log_loss_mean"][..., :k], observed=observed,
+            settings={"likelihood": likelihood, "shape": model.shape, "noise_varies_with_compute": vary,
+                      "num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains, "seed": seed,
+                      "center": centers[i], "family": str(fam), "batch_of": F,
+                      "init": "MAP + Laplace draws" if laplace[i] else "MAP + small jitter"},
+            point_fit=fits.fits[str(fam)].to_dict(), source=r.source)
+    return BatchPosterior(posteriors=posteriors, skipped=skipped, seconds=seconds)

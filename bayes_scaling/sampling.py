@@ -146,6 +146,21 @@ def _chains_fn(model, **s):
     else:
         run = jax.vmap(one_chain, in_axes=(0, 0, None))
     _CACHE[key] = jax.jit(run)
+    _CACHE[("raw",) + key[1:]] = run
+    return _CACHE[key]
+
+
+def _families_fn(model, family_chunk: int, **s):
+    """The chains of many families in one jitted call: ``run(keys, z0s, args)`` with a leading family axis
+    on every argument; each family adapts its own step size and mass matrix. Families are vmapped in
+    chunks of ``family_chunk`` (1: one after another, the CPU default)."""
+    key = ("families", model, family_chunk, tuple(sorted(s.items())))
+    if key not in _CACHE:
+        _chains_fn(model, **s)
+        run = _CACHE[("raw", model, tuple(sorted(s.items())))]
+        one = lambda a: run(a[0], a[1], a[2])
+        _CACHE[key] = jax.jit(lambda keys, z0s, args: jax.lax.map(one, (keys, z0s, args),
+                                                                   batch_size=family_chunk if family_chunk > 1 else None))
     return _CACHE[key]
 
 
