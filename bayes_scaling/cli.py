@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="hold parameters at values, e.g. --fix alpha=0.34; 'muennighoff_base' fixes E, A, B, alpha, beta of the data-constrained law")
         p.add_argument("--input", nargs="+", default=[], metavar="NAME=VALUE",
                        help="fixed values of the law's other inputs for the forecast, e.g. --input U=25e9")
+        p.add_argument("--family", nargs="+", default=None, metavar="COLUMN",
+                       help="fit each family (rows sharing these columns' values) separately, in one batch")
+        p.add_argument("--family-out", metavar="DIR", default=None,
+                       help="with --family: write DIR/families.csv, DIR/forecast.csv, DIR/families.json and resumable chunks")
+        p.add_argument("--resume", action="store_true", help="with --family-out: continue an interrupted job in DIR")
+        p.add_argument("--chunk-size", type=int, default=100, help="with --family: families per saved chunk (default 100)")
 
     def add_sampler_opts(p):
         p.add_argument("--prob", type=float, default=0.9, help="credible interval mass (equal-tailed; default 0.9)")
@@ -235,6 +241,7 @@ def _law_and_runs(args):
         U=args.col_U,
         batch_size=args.col_batch_size,
         steps=args.col_steps,
+        family=args.family,
         required=("loss",) + tuple(k for k in law.inputs if k not in ("D", "C")),  # D and C fill each other
     )
     return law, runs, inputs
@@ -245,7 +252,98 @@ def _cmd_fit(args) -> int:
     if args.map and args.objective == "huber":
         raise UsageError("--map needs a likelihood: add --objective student_t or --objective gaussian")
     law, runs, inputs = _law_and_runs(args)
+    if args.family:
+        return _run_families(runs, law, args, inputs, kind="fit")
     return _run_fit(runs, law, args, objective=args.objective, prior=args.map, delta=args.delta, inputs=inputs)
+
+
+def _family_records_fit(law, args, inputs):
+    from .batch import fit_point_batch
+    from .derived import forecast_table
+
+    def work(sub):
+        out = fit_point_batch(law, sub, objective=args.objective, prior=args.map, delta=args.delta, max_steps=args.max_steps)
+        records = []
+        for fam, fit in out.fits.items():
+            forecastable = ("N" in law.inputs and "D" in law.inputs) or law.inputs == ("C",)
+            table = forecast_table(law, fit.params, args.budgets, inputs=inputs or None) if forecastable else None
+            records.append({"family": fam, **{k: v for k, v in fit.params.items()}, **fit.noise, "objective": fit.objective,
+                            "converged": fit.converged, "status": fit.status, "num_runs": fit.num_runs,
+                            "forecast": [] if table is None else table.to_dict(orient="records")})
+        for fam, why in out.skipped.items():
+            records.append({"family": fam, "converged": False, "status": f"skipped: {why}", "forecast": []})
+        return records
+
+    return work
+
+
+def _family_records_sample(law, args, inputs):
+    from .batch import sample_posterior_batch
+
+    def work(sub):
+        out = sample_posterior_batch(law, sub, likelihood=args.likelihood, num_warmup=args.warmup, num_samples=args.draws,
+                                     num_chains=args.chains, seed=args.seed, target_accept=args.target_accept,
+                                     noise_varies_with_compute={"auto": None, "constant": False, "compute": True}[args.noise])
+        pct = f"{100 * args.prob:g}%"
+        records = []
+        for fam, post in out.posteriors.items():
+            table = post.summary(prob=args.prob)
+            diag = post.diagnostics()
+            rec = {"family": fam}
+            for name, r in table.iterrows():
+                rec[name] = r["median"]
+                rec[f"{name}_lo"], rec[f"{name}_hi"] = r[f"eti_{pct}_lo"], r[f"eti_{pct}_hi"]
+            rec.update({"divergences": diag["divergences"], "max_r_hat": diag["max_r_hat"], "min_ess_bulk": diag["min_ess_bulk"],
+                        "converged": diag["divergences"] == 0 and diag["max_r_hat"] <= 1.01, "status": "; ".join(diag["warnings"]) or "healthy",
+                        "forecast": post.forecast(args.budgets, prob=args.prob, inputs=inputs or None).to_dict(orient="records")})
+            records.append(rec)
+        for fam, why in out.skipped.items():
+            records.append({"family": fam, "converged": False, "status": f"skipped: {why}", "forecast": []})
+        return records
+
+    return work
+
+
+def _run_families(runs, law, args, inputs, *, kind: str) -> int:
+    import pandas as pd
+
+    from .jobs import run_in_chunks
+
+    work = (_family_records_fit if kind == "fit" else _family_records_sample)(law, args, inputs)
+    if args.chunk_size < 1:
+        raise UsageError("--chunk-size must be at least 1")
+    if args.family_out:
+        targets = [os.path.join(args.family_out, f) for f in ("families.csv", "forecast.csv", "families.json")]
+        if any(os.path.exists(t) for t in targets) and not (args.resume or getattr(args, "force", False)):
+            raise UsageError(f"{args.family_out} already holds results; pass --resume to continue or --force to overwrite them")
+        keys = ("objective", "map", "delta", "max_steps") if kind == "fit" else (
+            "likelihood", "chains", "warmup", "draws", "seed", "target_accept", "noise", "prob")
+        desc = {"kind": kind, "law": law.name, "fixed": law.fixed_values, "budgets": list(args.budgets),
+                "inputs": inputs, **{k: getattr(args, k) for k in keys}}
+        records = run_in_chunks(work, runs, args.family_out, chunk_size=args.chunk_size, resume=args.resume, description=desc)
+    else:
+        records = work(runs)
+    rows = [{k: v for k, v in r.items() if k != "forecast"} for r in records]
+    fc = [dict(family=r["family"], **row) for r in records for row in r["forecast"]]
+    table = pd.DataFrame(rows)
+    forecast = pd.DataFrame(fc)
+    with pd.option_context("display.max_columns", 20, "display.width", 160):
+        print(f"{len(records)} families; law {law.name}: {law.formula}")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+        if len(forecast):
+            print("forecast per family (C = 6 N D FLOPs):")
+            print(forecast.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.family_out:
+        table.to_csv(os.path.join(args.family_out, "families.csv"), index=False)
+        forecast.to_csv(os.path.join(args.family_out, "forecast.csv"), index=False)
+        with open(os.path.join(args.family_out, "families.json"), "w") as fh:
+            json.dump(records, fh, indent=1, default=float)
+        print(f"wrote {args.family_out}/families.csv, forecast.csv, families.json")
+    bad = [r["family"] for r in records if not r.get("converged")]
+    if bad:
+        print(f"WARNING: {len(bad)} families did not converge or were skipped: {', '.join(map(str, bad[:20]))}"
+              f"{' ...' if len(bad) > 20 else ''}")
+    return 0 if not bad else 1
 
 
 def _check_sampler_args(args) -> None:
@@ -343,6 +441,8 @@ def _prepare_out_dir(args):
 def _cmd_sample(args) -> int:
     _check_sampler_args(args)
     law, runs, inputs = _law_and_runs(args)
+    if args.family:
+        return _run_families(runs, law, args, inputs, kind="sample")
     out_dir = _prepare_out_dir(args)
     return _run_posterior(runs, law, args, inputs=inputs, out_dir=out_dir)
 
