@@ -110,6 +110,34 @@ def _batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, max_steps, c
 _batch = jax.jit(_batch_impl, static_argnames=("law", "kind", "prior", "max_steps", "chunk", "family_chunk"))
 
 
+_SHARDED: dict = {}
+
+
+def _batch_sharded(theta0s, X, logy, mask, hyper, *, devices: int | None = None, **static):
+    """``_batch`` with the family axis sharded over ``devices`` (default: all) with ``jax.shard_map``: each
+    device runs its own families. Families are padded (by repeating the last one) to a multiple of the
+    device count and the padding is dropped from the result. One device: plain ``_batch``."""
+    n_dev = len(jax.devices()) if devices is None else int(devices)
+    F = theta0s.shape[0]
+    if n_dev <= 1 or F < 2:
+        return _batch(theta0s, X, logy, mask, hyper, **static)
+    n_dev = min(n_dev, F, len(jax.devices()))
+    pad = (-F) % n_dev
+    padf = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)], axis=0) if pad else a
+    theta0s, logy, mask = padf(theta0s), padf(logy), padf(mask)
+    X = {k: padf(v) for k, v in X.items()}
+    from jax.sharding import Mesh, PartitionSpec as P
+
+    key = (n_dev, tuple(sorted(static.items())))
+    if key not in _SHARDED:
+        mesh = Mesh(np.array(jax.devices()[:n_dev]), ("family",))
+        local = lambda th, x, y, m, h: _batch_impl(th, x, y, m, h, **dict(static, family_chunk=1 if static["family_chunk"] < F else th.shape[0]))
+        _SHARDED[key] = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P("family"), P("family"), P("family"), P("family"), P()),
+                                              out_specs=P("family"), check_vma=False))
+    out = _SHARDED[key](theta0s, X, logy, mask, hyper)
+    return tuple(a[:F] for a in out)
+
+
 def _default_family_chunk(num: int) -> int:
     return num if jax.default_backend() in ("gpu", "tpu", "cuda", "rocm") else 1
 
@@ -134,12 +162,14 @@ def fit_point_batch(
     max_steps: int = 1000,
     chunk: int = 1,
     family_chunk: int | None = None,
+    devices: int | None = None,
     dtype=None,
 ) -> BatchFit:
     """:func:`~bayes_scaling.fitting.fit_point` for every family of ``runs``, in one compiled call.
 
     Options are those of ``fit_point``; ``chunk`` is how many of a family's starts run at once and
-    ``family_chunk`` how many families (default: 1 on CPU, all on GPU/TPU). Families
+    ``family_chunk`` how many families (default: 1 on CPU, all on GPU/TPU). With several devices the
+    families are sharded over them (``devices``: how many, default all; 1 turns sharding off). Families
     with too few runs for the law are skipped and listed in ``BatchFit.skipped``.
     """
     law = get_law(law)
@@ -188,9 +218,9 @@ def fit_point_batch(
     else:
         per_family = np.broadcast_to(theta0s, (F,) + theta0s.shape)
         note = None
-    out = _batch(jnp.asarray(per_family, dtype), X, logy, mask, hyper, law=law, kind=kind, prior=prior,
-                 max_steps=int(max_steps), chunk=int(min(chunk, per_family.shape[1])),
-                 family_chunk=int(family_chunk or _default_family_chunk(F)))
+    out = _batch_sharded(jnp.asarray(per_family, dtype), X, logy, mask, hyper, devices=devices, law=law, kind=kind,
+                         prior=prior, max_steps=int(max_steps), chunk=int(min(chunk, per_family.shape[1])),
+                         family_chunk=int(family_chunk or _default_family_chunk(F)))
     out = [np.asarray(a) for a in out]
     fits = {}
     for i, fam in enumerate(batch.families):
@@ -202,7 +232,7 @@ def fit_point_batch(
 
 def bootstrap_point(law, runs: Runs | Any, *, num_resamples: int = 1000, seed: int = 0, start=None,
                     objective: str = "huber", max_steps: int = 2000, family_chunk: int | None = None,
-                    dtype=None) -> dict[str, np.ndarray]:
+                    devices: int | None = None, dtype=None) -> dict[str, np.ndarray]:
     """Bootstrap of runs as one batch: ``num_resamples`` resamples (with replacement) of the runs, each
     fitted from ``start`` (default: the full-data optimum, as Epoch did) in one vmapped call.
 
@@ -224,9 +254,9 @@ def bootstrap_point(law, runs: Runs | Any, *, num_resamples: int = 1000, seed: i
     hyper = {"delta": jnp.asarray(1e-3, dtype), "nu": jnp.asarray(4.0, dtype),
              "gtol": jnp.asarray(g_def, dtype), "ftol": jnp.asarray(f_def, dtype)}
     theta0 = jnp.broadcast_to(jnp.asarray(start, dtype), (num_resamples, 1, len(start)))
-    theta, f, gnorm, steps, status = (np.asarray(a) for a in _batch(
-        theta0, X, logy, mask, hyper, law=law, kind=objective, prior=False, max_steps=int(max_steps), chunk=1,
-        family_chunk=int(family_chunk or _default_family_chunk(num_resamples))))
+    theta, f, gnorm, steps, status = (np.asarray(a) for a in _batch_sharded(
+        theta0, X, logy, mask, hyper, devices=devices, law=law, kind=objective, prior=False, max_steps=int(max_steps),
+        chunk=1, family_chunk=int(family_chunk or _default_family_chunk(num_resamples))))
     k = law.num_free
     params = {name: np.asarray(v) for name, v in law.params_from_theta(jnp.asarray(theta[:, 0, :k])).items()}
     return {"params": params, "objective": f[:, 0], "converged": (status[:, 0] == 0) | (status[:, 0] == 1),

@@ -111,3 +111,19 @@ def test_batch_posteriors_match_single_family_posteriors():
             assert abs(np.median(a) - np.median(b)) < 4 * mcse + 1e-9, (fam, name)
     table = batch.forecast([1e21, 1e23], prob=0.8)
     assert len(table) == 4 and list(table["family"].unique()) == ["f0", "f1"]
+
+
+def test_sharded_equals_unsharded():
+    # a fresh process with 4 forced host devices (XLA flags must be set before JAX starts)
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    env = dict(__import__("os").environ, PYTHONPATH=str(here.parent))
+    proc = subprocess.run([sys.executable, str(here / "sharding_check.py")], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["families"] == [f"f{i}" for i in range(6)]
+    assert out["max_rel_param"] <= 1e-10 and out["max_rel_objective"] <= 1e-12 and out["boot_max_rel"] <= 1e-10

@@ -1,0 +1,41 @@
+"""Run in a fresh process with 4 forced host devices (see test_batch.py::test_sharded_equals_unsharded)."""
+import os
+import sys
+
+
+def main():
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from bayes_scaling import load_runs
+    from bayes_scaling.batch import bootstrap_point, fit_point_batch
+
+    assert len(jax.devices()) == 4, jax.devices()
+    rng = np.random.default_rng(0)
+    rows = []
+    for f in range(6):  # 6 families over 4 devices: padding exercised
+        C = np.geomspace(1e18, 1e21, 15)
+        y = (1.5 + 0.1 * f + 300 * C ** -0.1) * np.exp(0.002 * rng.standard_normal(15))
+        rows.append(pd.DataFrame({"C": C, "loss": y, "fam": f"f{f}"}))
+    runs = load_runs(pd.concat(rows, ignore_index=True), family="fam")
+    sharded = fit_point_batch("power_law_floor", runs)
+    single = fit_point_batch("power_law_floor", runs, devices=1)
+    boot_s = bootstrap_point("power_law_floor", runs, num_resamples=10, seed=1)
+    boot_1 = bootstrap_point("power_law_floor", runs, num_resamples=10, seed=1, devices=1)
+    out = {
+        "max_rel_param": max(abs(sharded.fits[f].params[k] / single.fits[f].params[k] - 1) for f in single.fits for k in single.fits[f].params),
+        "max_rel_objective": max(abs(sharded.fits[f].objective / single.fits[f].objective - 1) for f in single.fits),
+        "boot_max_rel": float(max(np.max(np.abs(boot_s["params"][k] / boot_1["params"][k] - 1)) for k in boot_1["params"])),
+        "families": sorted(sharded.fits),
+    }
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
