@@ -142,11 +142,13 @@ def _default_family_chunk(num: int) -> int:
     return num if jax.default_backend() in ("gpu", "tpu", "cuda", "rocm") else 1
 
 
-def _screen_batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior):
-    return jax.vmap(lambda x, y, m: _screen_impl(theta0s, x, y, m, hyper, law=law, kind=kind, prior=prior))(X, logy, mask)
+def _screen_batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, family_chunk):
+    # families in chunks: all families x all starts x all runs at once can exceed memory (1000 x 4500 x 200)
+    one = lambda a: _screen_impl(theta0s, a[0], a[1], a[2], hyper, law=law, kind=kind, prior=prior)
+    return jax.lax.map(one, (X, logy, mask), batch_size=family_chunk if family_chunk > 1 else None)
 
 
-_screen_batch = jax.jit(_screen_batch_impl, static_argnames=("law", "kind", "prior"))
+_screen_batch = jax.jit(_screen_batch_impl, static_argnames=("law", "kind", "prior", "family_chunk"))
 
 
 def fit_point_batch(
@@ -211,7 +213,8 @@ def fit_point_batch(
     F = batch.num_families
     num_starts = len(theta0s)
     if num_polish is not None and num_starts > num_polish:
-        f0 = np.asarray(_screen_batch(jnp.asarray(theta0s, dtype), X, logy, mask, hyper, law=law, kind=kind, prior=prior))
+        f0 = np.asarray(_screen_batch(jnp.asarray(theta0s, dtype), X, logy, mask, hyper, law=law, kind=kind, prior=prior,
+                                      family_chunk=int(min(family_chunk or _default_family_chunk(F), 16))))
         keep = np.argsort(f0, axis=1, kind="stable")[:, : int(num_polish)]
         per_family = theta0s[keep]  # (F, K, P)
         note = f"screened {num_starts} starts by objective; L-BFGS from the best {keep.shape[1]}"

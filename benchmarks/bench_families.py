@@ -1,0 +1,108 @@
+"""Families benchmark (issue 4): many families in one call against a Python loop of single fits.
+
+    python benchmarks/bench_families.py [--sizes 10 100 1000] [--post-sizes 10 30] [--out ...]
+
+Synthetic families of 200 runs each (Chinchilla law, offsets E varying by family, 1% noise). For each family
+count: point fits with `fit_point_batch` (default protocol: 4500-start grid screened, 32 polished; and with
+num_polish=4) against a loop of `fit_point` over the same families (the loop is timed on up to 20 families
+and scaled linearly: its per-family cost does not depend on the count); posteriors with
+`sample_posterior_batch` against a loop of `sample_posterior` (timed on up to 5 families, scaled). Warm
+timings up to 100 families (a first call compiles each shape; beyond, the ~3 s compile is included),
+families per second and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bayes_scaling import fit_point, get_law, load_runs, sample_posterior  # noqa: E402
+from bayes_scaling.batch import fit_point_batch, sample_posterior_batch  # noqa: E402
+from bench_point_fit import machine  # noqa: E402
+
+LAW = get_law("chinchilla")
+TRUTH = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.347, "beta": 0.367}
+
+
+def families(F, n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    N = np.exp(rng.uniform(np.log(5e7), np.log(2e10), (F, n)))
+    D = np.exp(rng.uniform(np.log(1e9), np.log(3e11), (F, n)))
+    E = TRUTH["E"] * np.exp(0.05 * rng.standard_normal((F, 1)))
+    y = (E + TRUTH["A"] * N ** -TRUTH["alpha"] + TRUTH["B"] * D ** -TRUTH["beta"]) * np.exp(0.01 * rng.standard_normal((F, n)))
+    df = pd.DataFrame({"N": N.ravel(), "D": D.ravel(), "loss": y.ravel(), "fam": np.repeat([f"f{i:05d}" for i in range(F)], n)})
+    return load_runs(df, family="fam")
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    ap.add_argument("--post-sizes", type=int, nargs="+", default=[10, 20])
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "families.json"))
+    args = ap.parse_args(argv)
+    res = {"machine": machine(), "runs_per_family": 200, "point": [], "posterior": []}
+    big = families(max(args.sizes))
+    fams = list(dict.fromkeys(big.family.tolist()))
+    single = [big.select(big.family == f) for f in fams[:20]]
+    fit_point(LAW, single[0])
+    _, t_loop = timed(lambda: [fit_point(LAW, s) for s in single])
+    loop_per = t_loop / len(single)
+    for F in args.sizes:
+        runs = big.select(np.isin(big.family, fams[:F]))
+        row = {"families": F, "loop_s (scaled)": loop_per * F}
+        for label, kw in (("batch", {}), ("batch_polish4", {"num_polish": 4})):
+            if F <= 100:
+                fit_point_batch(LAW, families(F, seed=1), **kw)  # compile this shape (beyond 100: compile included)
+            out, t = timed(lambda: fit_point_batch(LAW, runs, **kw))
+            row[f"{label}_s"] = t
+            row[f"{label}_families_per_s"] = F / t
+            row[f"{label}_ratio_vs_loop"] = loop_per * F / t
+            row[f"{label}_converged"] = float(np.mean([f.converged for f in out.fits.values()]))
+        res["point"].append(row)
+        print(row, flush=True)
+    post_single = [big.select(big.family == f) for f in fams[:5]]
+    sample_posterior(LAW, post_single[0])
+    _, t_ploop = timed(lambda: [sample_posterior(LAW, s) for s in post_single])
+    ploop_per = t_ploop / len(post_single)
+    for F in args.post_sizes:
+        runs = big.select(np.isin(big.family, fams[:F]))
+        sample_posterior_batch(LAW, families(F, seed=2))  # compile this shape
+        out, t = timed(lambda: sample_posterior_batch(LAW, runs))
+        row = {"families": F, "loop_s (scaled)": ploop_per * F, "batch_s": t, "families_per_s": F / t,
+               "ratio_vs_loop": ploop_per * F / t, "failing": len(out.failing())}
+        res["posterior"].append(row)
+        print(row, flush=True)
+    print(f"\nmachine: {res['machine']['processor']}, {res['machine']['cpu_count']} cores, {res['machine']['backend']}")
+    print("point fits (warm):  families  loop(s)  batch(s)  ratio  batch,num_polish=4(s)  ratio")
+    for r in res["point"]:
+        print(f"{r['families']:>26}  {r['loop_s (scaled)']:>7.1f}  {r['batch_s']:>8.1f}  {r['batch_ratio_vs_loop']:>5.2f}"
+              f"  {r['batch_polish4_s']:>21.1f}  {r['batch_polish4_ratio_vs_loop']:>5.2f}")
+    print("posteriors (warm, 4 x (1000 + 1000)):  families  loop(s)  batch(s)  ratio  failing")
+    for r in res["posterior"]:
+        print(f"{r['families']:>38}  {r['loop_s (scaled)']:>7.1f}  {r['batch_s']:>8.1f}  {r['ratio_vs_loop']:>5.2f}  {r['failing']:>7}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=2, default=float) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
