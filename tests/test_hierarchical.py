@@ -70,3 +70,18 @@ def test_partial_pooling_runs_and_reports_population(families):
         make_hierarchical_model("chinchilla", pool={"alpha": "some"})
     with pytest.raises(ValueError, match="sampled centred"):
         make_hierarchical_model("chinchilla", pool={"A": "partial"})
+
+
+def test_pooled_model_on_porian_configurations():
+    from conftest import shared
+
+    cols = ["dataset", "hparams", "warmup", "decay", "param_count", "loss_split"]
+    runs = load_runs(shared("porian2024_isoflop", "isoflop_points.csv"), N="n", D="t", C="flops", loss="loss", family=cols)
+    post = sample_hierarchical("chinchilla", runs, num_warmup=500, num_samples=500, num_chains=2, seed=0)
+    assert len(post.families) == 15
+    d = post.diagnostics()
+    assert d["divergences"] == 0 and d["max_r_hat"] <= 1.02
+    table = post.forecast([1e21], prob=0.8)
+    assert len(table) == 15 and np.all(table["N_opt_lo"] < table["N_opt_hi"])
+    # shared exponents: one value for every configuration
+    assert np.ptp(post.draws["alpha"][0, 0]) == 0.0
