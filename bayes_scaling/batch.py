@@ -21,7 +21,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from .data import Runs, as_runs
-from .fitting import PointFit, _best, _default_tols, _multistart_impl, _screen_impl, fit_point, objective_function
+from .fitting import (
+    PointFit,
+    _best,
+    _multistart_impl,
+    _screen_impl,
+    fit_point,
+    hyper_params,
+    objective_function,
+    on_accelerator,
+    start_array,
+)
 from .laws import get_law
 
 __all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch", "bootstrap_point", "BatchPosterior", "sample_posterior_batch"]
@@ -139,7 +149,7 @@ def _batch_sharded(theta0s, X, logy, mask, hyper, *, devices: int | None = None,
 
 
 def _default_family_chunk(num: int) -> int:
-    return num if jax.default_backend() in ("gpu", "tpu", "cuda", "rocm") else 1
+    return num if on_accelerator() else 1
 
 
 def _screen_batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, family_chunk):
@@ -200,16 +210,8 @@ def fit_point_batch(
     X = {k: jnp.asarray(batch.inputs[k], dtype) for k in law.inputs}
     logy = jnp.log(jnp.asarray(batch.loss, dtype))
     mask = jnp.asarray(batch.mask, dtype)
-    theta0s = np.asarray(law.start_grid() if starts is None else starts, dtype=float)
-    if theta0s.ndim == 1:
-        theta0s = theta0s[None, :]
-    if theta0s.shape[1] == law.num_free and num_noise:
-        theta0s = np.concatenate([theta0s, np.full((len(theta0s), 1), np.log(0.05))], axis=1)
-    if theta0s.shape[1] != need:
-        raise ValueError(f"starts must have {need} columns; got {theta0s.shape[1]}")
-    g_def, f_def = _default_tols(dtype)
-    hyper = {"delta": jnp.asarray(delta, dtype), "nu": jnp.asarray(nu, dtype),
-             "gtol": jnp.asarray(g_def, dtype), "ftol": jnp.asarray(f_def, dtype)}
+    theta0s = start_array(law, starts, num_noise)
+    hyper = hyper_params(dtype, delta=delta, nu=nu)
     F = batch.num_families
     num_starts = len(theta0s)
     if num_polish is not None and num_starts > num_polish:
@@ -253,9 +255,7 @@ def bootstrap_point(law, runs: Runs | Any, *, num_resamples: int = 1000, seed: i
     X = {k: jnp.asarray(runs.column(k)[idx], dtype) for k in law.inputs}
     logy = jnp.log(jnp.asarray(runs.loss[idx], dtype))
     mask = jnp.ones_like(logy)
-    g_def, f_def = _default_tols(dtype)
-    hyper = {"delta": jnp.asarray(1e-3, dtype), "nu": jnp.asarray(4.0, dtype),
-             "gtol": jnp.asarray(g_def, dtype), "ftol": jnp.asarray(f_def, dtype)}
+    hyper = hyper_params(dtype)
     theta0 = jnp.broadcast_to(jnp.asarray(start, dtype), (num_resamples, 1, len(start)))
     theta, f, gnorm, steps, status = (np.asarray(a) for a in _batch_sharded(
         theta0, X, logy, mask, hyper, devices=devices, law=law, kind=objective, prior=False, max_steps=int(max_steps),
@@ -353,7 +353,7 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
     args = ({k: jnp.asarray(v, dtype) for k, v in batch.inputs.items()}, jnp.log(jnp.asarray(batch.loss, dtype)),
             jnp.asarray(batch.mask, dtype), {k: jnp.asarray([c[k] for c in centers], dtype) for k in centers[0]})
     keys = jnp.stack([jax.random.split(jax.random.fold_in(key, 2 * i + 1), num_chains) for i in range(F)])
-    gpu = jax.default_backend() in ("gpu", "tpu", "cuda", "rocm")
+    gpu = on_accelerator()
     settings = dict(dense_mass=True, target_accept=float(target_accept), max_tree_depth=10, num_warmup=int(num_warmup),
                     num_samples=int(num_samples), num_chains=int(num_chains),
                     chain_method="vectorized" if gpu else "sequential", regularize=False)

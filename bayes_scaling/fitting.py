@@ -197,8 +197,40 @@ def _default_tols(dtype):
     return 1e-4, 1e-6
 
 
+def on_accelerator() -> bool:
+    """True when JAX runs on a GPU or TPU (vmapping many problems pays there; on CPU a compiled loop wins)."""
+    return jax.default_backend() in ("gpu", "tpu", "cuda", "rocm")
+
+
 def _default_chunk(num: int) -> int:
-    return num if jax.default_backend() in ("gpu", "tpu", "cuda", "rocm") else 1
+    return num if on_accelerator() else 1
+
+
+def start_array(law: Law, starts, num_noise: int) -> np.ndarray:
+    """Validated start points ``(num_starts, num_free + num_noise)`` in fit space: the law's grid when
+    ``starts`` is None; a log-sigma column (log 0.05) is appended for likelihood objectives if missing."""
+    theta0s = np.asarray(law.start_grid() if starts is None else starts, dtype=float)
+    if theta0s.ndim == 1:
+        theta0s = theta0s[None, :]
+    want = law.num_free + num_noise
+    if theta0s.ndim == 2 and theta0s.shape[1] == law.num_free and num_noise:
+        theta0s = np.concatenate([theta0s, np.full((len(theta0s), 1), np.log(0.05))], axis=1)
+    if theta0s.ndim != 2 or theta0s.shape[1] != want or len(theta0s) == 0:
+        raise ValueError(f"starts must be an array (num_starts, {want}) ({', '.join(law.free_names)}{', log sigma' if num_noise else ''}); got shape {theta0s.shape}")
+    if not np.all(np.isfinite(theta0s)):
+        raise ValueError("starts must be finite")
+    return theta0s
+
+
+def hyper_params(dtype, *, delta=1e-3, nu=4.0, gtol=None, ftol=None) -> dict:
+    """The objective's and stopping rule's constants as arrays of ``dtype`` (defaults per dtype)."""
+    g_def, f_def = _default_tols(dtype)
+    return {
+        "delta": jnp.asarray(delta, dtype),
+        "nu": jnp.asarray(nu, dtype),
+        "gtol": jnp.asarray(g_def if gtol is None else gtol, dtype),
+        "ftol": jnp.asarray(f_def if ftol is None else ftol, dtype),
+    }
 
 
 def fit_point(
@@ -247,23 +279,8 @@ def fit_point(
     X = {k: jnp.asarray(v, dtype) for k, v in runs.inputs(law.inputs).items()}
     logy = jnp.log(jnp.asarray(runs.loss, dtype))
     mask = jnp.ones_like(logy)
-    theta0s = np.asarray(law.start_grid() if starts is None else starts, dtype=float)
-    if theta0s.ndim == 1:
-        theta0s = theta0s[None, :]
-    want = law.num_free + num_noise
-    if theta0s.shape[1] == law.num_free and num_noise:
-        theta0s = np.concatenate([theta0s, np.full((len(theta0s), 1), np.log(0.05))], axis=1)
-    if theta0s.ndim != 2 or theta0s.shape[1] != want or len(theta0s) == 0:
-        raise ValueError(f"starts must be an array (num_starts, {want}) ({', '.join(law.free_names)}{', log sigma' if num_noise else ''}); got shape {theta0s.shape}")
-    if not np.all(np.isfinite(theta0s)):
-        raise ValueError("starts must be finite")
-    g_def, f_def = _default_tols(dtype)
-    hyper = {
-        "delta": jnp.asarray(delta, dtype),
-        "nu": jnp.asarray(nu, dtype),
-        "gtol": jnp.asarray(g_def if gtol is None else gtol, dtype),
-        "ftol": jnp.asarray(f_def if ftol is None else ftol, dtype),
-    }
+    theta0s = start_array(law, starts, num_noise)
+    hyper = hyper_params(dtype, delta=delta, nu=nu, gtol=gtol, ftol=ftol)
     num_starts = len(theta0s)
     notes = list(runs.notes)
     if num_polish is not None and num_starts > num_polish:

@@ -25,7 +25,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer import MCMC, NUTS
 
 from .data import as_runs, check_enough_runs
-from .fitting import fit_point
+from .fitting import fit_point, on_accelerator
 from .laws import get_law
 from .model import centre_of, make_model, sampling_values
 from .posterior import Posterior
@@ -174,7 +174,7 @@ def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, 
     k_init, k_run = jax.random.split(key)
     init_params, laplace_ok = _laplace_inits(k_init, model, args, values, num_chains, init_scale)
     if chain_method == "auto":
-        chain_method = "vectorized" if jax.default_backend() in ("gpu", "tpu", "cuda", "rocm") else "sequential"
+        chain_method = "vectorized" if on_accelerator() else "sequential"
     if chain_method not in ("vectorized", "sequential", "parallel"):
         raise ValueError(f"chain_method must be 'auto', 'vectorized', 'parallel' or 'sequential', not {chain_method!r}")
     settings_ = dict(dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth),
