@@ -31,7 +31,7 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from .laws import Law, get_law
-from .noise import LIKELIHOODS
+from .noise import LIKELIHOODS, sample_unit
 
 __all__ = ["make_model", "prior_predictive", "centre_of", "sampling_values", "NOISE_SCALE", "DEFAULT_SHAPE"]
 
@@ -190,8 +190,4 @@ def prior_predictive(law, X: Mapping[str, Any], *, num_draws: int = 1000, seed: 
     k_sigma, k_eps = jax.random.split(jax.random.fold_in(key, 10_000))
     sigma = dist.HalfNormal(noise_scale).sample(k_sigma, (num_draws, 1))
     shape = DEFAULT_SHAPE[likelihood] if shape is None else shape
-    if likelihood == "student_t":
-        eps = jax.random.t(k_eps, shape, mu.shape)
-    else:
-        eps = jax.random.normal(k_eps, mu.shape)
-    return np.asarray(jnp.exp(mu + sigma * eps))
+    return np.asarray(jnp.exp(mu + sigma * sample_unit(k_eps, likelihood, shape, mu.shape)))

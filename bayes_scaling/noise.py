@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy import stats
 
-__all__ = ["huber", "gaussian_logpdf", "student_t_logpdf", "huber_logpdf", "LIKELIHOODS"]
+__all__ = ["huber", "gaussian_logpdf", "student_t_logpdf", "huber_logpdf", "LIKELIHOODS", "sample_unit"]
 
 
 def huber(r, delta):
@@ -44,3 +45,18 @@ def huber_logpdf(r, sigma, k):
 
 #: likelihoods by name; each takes (residual, sigma, shape) where shape is nu (Student-t) or k (Huber)
 LIKELIHOODS = {"gaussian": gaussian_logpdf, "student_t": student_t_logpdf, "huber": huber_logpdf}
+
+
+def sample_unit(key, likelihood: str, shape_param: float, size) -> np.ndarray:
+    """Unit-scale noise draws (sigma = 1) of a likelihood, as a NumPy array of shape ``size``: Student-t with
+    ``shape_param`` degrees of freedom, Gaussian, or the normalised Huber density with threshold
+    ``shape_param`` (by inversion of its CDF on a fine grid over [-60, 60])."""
+    if likelihood == "student_t":
+        return np.asarray(jax.random.t(key, shape_param, size))
+    if likelihood == "gaussian":
+        return np.asarray(jax.random.normal(key, size))
+    if likelihood == "huber":
+        u = np.linspace(-60, 60, 24001)
+        cdf = np.cumsum(np.exp(np.asarray(huber_logpdf(jnp.asarray(u), 1.0, shape_param))))
+        return np.interp(np.asarray(jax.random.uniform(key, size)), cdf / cdf[-1], u)
+    raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")

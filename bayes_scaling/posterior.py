@@ -19,7 +19,7 @@ import numpy as np
 from . import derived
 from .diagnostics import ESS_MIN, RHAT_MAX, ess_bulk, ess_tail, rhat
 from .laws import Law, get_law
-from .noise import LIKELIHOODS
+from .noise import sample_unit
 
 __all__ = ["Posterior", "interval", "hdi"]
 
@@ -165,24 +165,21 @@ class Posterior:
         out = np.asarray(out)
         return out.reshape((self.num_chains, self.num_draws) + out.shape[1:])
 
+    def _sigma(self, C=None) -> np.ndarray:
+        """Noise scale draws: (chain, draw) for a scalar or no ``C``, (chain, draw, run) for an array of
+        computes; scaled by compute when the noise varies with it."""
+        lift = (lambda a: a[..., None]) if np.ndim(C) else (lambda a: a)
+        sigma = lift(self.noise["sigma"])
+        if "gamma" not in self.noise or C is None:
+            return sigma
+        return sigma * np.exp(lift(self.noise["gamma"]) * (np.log(C) - self.settings["center"]["__logC__"]))
+
+    def _unit_noise(self, key, size) -> np.ndarray:
+        return sample_unit(key, self.settings.get("likelihood", "student_t"), self.settings.get("shape", 4.0), size)
+
     def _new_run_noise(self, key, shape, C=None):
         """Draws of one new run's log-loss noise under the fitted likelihood, one per posterior draw."""
-        sigma = self.noise["sigma"].reshape(-1)
-        if "gamma" in self.noise and C is not None:
-            sigma = sigma * np.exp(self.noise["gamma"].reshape(-1) * (np.log(C) - self.settings["center"]["__logC__"]))
-        lik = self.settings.get("likelihood", "student_t")
-        shp = self.settings.get("shape", 4.0)
-        if lik == "student_t":
-            eps = jax.random.t(key, shp, shape)
-        elif lik == "gaussian":
-            eps = jax.random.normal(key, shape)
-        else:  # Huber density: sample by inversion on a fine grid
-            u = np.linspace(-60, 60, 24001)
-            pdf = np.exp(np.asarray(LIKELIHOODS["huber"](jnp.asarray(u), 1.0, shp)))
-            cdf = np.cumsum(pdf)
-            cdf /= cdf[-1]
-            eps = np.interp(np.asarray(jax.random.uniform(key, shape)), cdf, u)
-        return np.asarray(eps).reshape(-1) * sigma
+        return self._unit_noise(key, shape).reshape(-1) * self._sigma(C).reshape(-1)
 
     def forecast(self, budgets, *, prob: float = DEFAULT_PROB, inputs=None, seed: int = 0):
         """Per budget: median and ``prob`` equal-tailed interval of N_opt, D_opt, D/N and L* (the mean law),
@@ -239,24 +236,9 @@ class Posterior:
     def posterior_predictive(self, *, seed: int = 0) -> np.ndarray:
         """Replicated losses for the observed runs, ``(chain, draw, run)``."""
         mu = self.log_loss_mean
-        shape = mu.shape
-        C = None
-        if "gamma" in self.noise:
-            obs = self.observed
-            C = obs["C"] if "C" in obs else 6 * obs["N"] * obs["D"]
-        key = jax.random.PRNGKey(seed)
-        sigma = self.noise["sigma"][..., None]
-        lik = self.settings.get("likelihood", "student_t")
-        shp = self.settings.get("shape", 4.0)
-        if lik == "student_t":
-            eps = np.asarray(jax.random.t(key, shp, shape))
-        elif lik == "gaussian":
-            eps = np.asarray(jax.random.normal(key, shape))
-        else:
-            eps = self._new_run_noise(key, (int(np.prod(shape)),)).reshape(shape) / np.repeat(
-                self.noise["sigma"].reshape(-1), shape[-1]).reshape(shape)
-        scale = sigma if C is None else sigma * np.exp(self.noise["gamma"][..., None] * (np.log(C) - self.settings["center"]["__logC__"]))
-        return np.exp(mu + scale * eps)
+        obs = self.observed
+        C = (obs["C"] if "C" in obs else 6 * obs["N"] * obs["D"]) if "gamma" in self.noise else np.ones(mu.shape[-1])
+        return np.exp(mu + self._sigma(C) * self._unit_noise(jax.random.PRNGKey(seed), mu.shape))
 
     def predictive_check(self, prob: float = DEFAULT_PROB, *, seed: int = 0) -> dict[str, float]:
         """Share of observed runs inside their ``prob`` posterior-predictive interval (near ``prob`` when
@@ -321,10 +303,9 @@ class Posterior:
             law = get_law(attrs["law"])
             if fixed:
                 law = law.fix(**fixed)
-        names = set(law.param_names)
         post = idata.posterior
         draws = {k: np.asarray(post[k].values) for k in law.param_names if k in post}
-        noise = {k: np.asarray(post[k].values) for k in ("sigma", "gamma") if k in post}
+        noise = {k: np.asarray(post[k].values) for k in ("sigma", "gamma", "nu") if k in post}
         stats = {k: np.asarray(idata.sample_stats[k].values) for k in idata.sample_stats.data_vars}
         observed = {}
         if hasattr(idata, "observed_data"):
@@ -332,7 +313,6 @@ class Posterior:
         if hasattr(idata, "constant_data"):
             observed.update({k: np.asarray(idata.constant_data[k].values) for k in idata.constant_data.data_vars})
         settings = json.loads(attrs.get("settings", "{}"))
-        del names
         return cls(
             law=law,
             draws=draws,

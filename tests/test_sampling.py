@@ -152,3 +152,25 @@ def test_bad_sampler_inputs(chinchilla_runs):
         sample_posterior("chinchilla", chinchilla_runs, likelihood="cauchy")
     with pytest.raises(ValueError, match="not free parameters"):
         sample_posterior("chinchilla", chinchilla_runs, priors={"gamma": None})
+
+
+def test_predictive_draws_for_every_likelihood():
+    # built by hand: only the noise sampling is under test (the Huber branch used to mismatch shapes)
+    from bayes_scaling.model import prior_predictive
+
+    rng = np.random.default_rng(0)
+    draws = {k: np.full((2, 50), v) for k, v in {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}.items()}
+    mu = np.log(np.full((2, 50, 7), 2.5))
+    for lik, shape in (("student_t", 4.0), ("gaussian", 0.0), ("huber", 1.345)):
+        post = Posterior(law=get_law("chinchilla"), draws=draws, noise={"sigma": np.full((2, 50), 0.01)},
+                         sample_stats={"diverging": np.zeros((2, 50), bool)}, log_loss_mean=mu,
+                         observed={"N": np.ones(7), "D": np.ones(7), "loss": np.full(7, 2.5)},
+                         settings={"likelihood": lik, "shape": shape})
+        rep = post.posterior_predictive(seed=1)
+        assert rep.shape == (2, 50, 7) and np.all(np.isfinite(rep))
+        assert 0.002 < np.std(np.log(rep)) < 0.05
+        plan = post.loss_of_plan(1e9, 2e10)
+        assert plan["predictive_lo"] < plan["lo"] <= plan["hi"] < plan["predictive_hi"]
+        pri = prior_predictive("chinchilla", {"N": rng.uniform(1e8, 1e9, 5), "D": rng.uniform(1e9, 1e10, 5)},
+                               num_draws=20, likelihood=lik)
+        assert pri.shape == (20, 5) and np.all(pri > 0)
