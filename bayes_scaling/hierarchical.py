@@ -45,6 +45,11 @@ POOLING = ("none", "partial", "complete")
 TAU_SCALE = 0.2
 
 
+def _positive(prior) -> bool:
+    """Partial pooling multiplies positive parameters (m * exp(tau z)) and shifts real ones (m + tau z)."""
+    return prior.support is constraints.positive or isinstance(prior, dist.LogNormal)
+
+
 def _pooling(law: Law, pool: Mapping[str, str] | None) -> dict[str, str]:
     pool = dict(pool or {})
     unknown = set(pool) - set(law.free_names)
@@ -94,8 +99,7 @@ def make_hierarchical_model(law, *, pool=None, likelihood: str = "student_t", sh
                 tau = numpyro.sample(f"{p.name}_tau", dist.HalfNormal(TAU_SCALE))
                 with numpyro.plate("family", F):
                     z = numpyro.sample(f"{p.name}_z", dist.Normal(0.0, 1.0))
-                positive = p.prior.support is constraints.positive or isinstance(p.prior, dist.LogNormal)
-                vals[p.name] = numpyro.deterministic(p.name, m * jnp.exp(tau * z) if positive else m + tau * z)
+                vals[p.name] = numpyro.deterministic(p.name, m * jnp.exp(tau * z) if _positive(p.prior) else m + tau * z)
         for p in law.free_params:
             if p.name not in centred:
                 continue
@@ -242,8 +246,7 @@ def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, lik
         else:
             values[f"{p.name}_pop"] = shared[p.name]
             values[f"{p.name}_tau"] = 0.1
-            positive = isinstance(p.prior, dist.LogNormal) or p.prior.support is constraints.positive
-            values[f"{p.name}_z"] = (np.log(P[p.name] / shared[p.name]) if positive else P[p.name] - shared[p.name]) / 0.1
+            values[f"{p.name}_z"] = (np.log(P[p.name] / shared[p.name]) if _positive(p.prior) else P[p.name] - shared[p.name]) / 0.1
     for p in law.free_params:
         if p.name not in model.centred:
             continue

@@ -38,36 +38,34 @@ _EXTRA = ("diverging", "accept_prob", "num_steps", "adapt_state.step_size", "ene
 _CACHE: dict = {}
 
 
-def _hessian_fn(model, z0):
-    """Jitted Hessian of the potential energy in unconstrained coordinates (cached per model)."""
+def _flat_potential(model, unravel):
+    """The potential energy of ``model`` as a function of a flat unconstrained vector and the model args."""
     from numpyro.infer.util import potential_energy
 
+    return lambda v, args: potential_energy(model, args, {}, unravel(v))
+
+
+def _hessian_fn(model, z0):
+    """Jitted Hessian of the potential energy in unconstrained coordinates (cached per model)."""
     flat, unravel = ravel_pytree(z0)
     key = ("hess", model, tuple(sorted(z0)))
     if key not in _CACHE:
-        def pot(v, args):
-            return potential_energy(model, args, {}, unravel(v))
-
-        _CACHE[key] = jax.jit(jax.hessian(pot))
+        _CACHE[key] = jax.jit(jax.hessian(_flat_potential(model, unravel)))
     return _CACHE[key], flat, unravel
 
 
 def _mode_fn(model, z0):
     """Jitted L-BFGS on the potential energy from a flat unconstrained start (cached per model)."""
-    from numpyro.infer.util import potential_energy
-
-    from .fitting import _lbfgs_one
+    from .fitting import _default_tols, _lbfgs_one
 
     _, unravel = ravel_pytree(z0)
     key = ("mode", model, tuple(sorted(z0)))
     if key not in _CACHE:
-        def pot(v, args):
-            return potential_energy(model, args, {}, unravel(v))
+        pot = _flat_potential(model, unravel)
 
         def solve(v, args):
-            dt = v.dtype
-            gtol, ftol = (1e-9, 1e-12) if dt == jnp.float64 else (1e-4, 1e-6)
-            return _lbfgs_one(pot, v, (args,), 2000, jnp.asarray(gtol, dt), jnp.asarray(ftol, dt))[0]
+            gtol, ftol = _default_tols(v.dtype)
+            return _lbfgs_one(pot, v, (args,), 2000, jnp.asarray(gtol, v.dtype), jnp.asarray(ftol, v.dtype))[0]
 
         _CACHE[key] = jax.jit(solve)
     return _CACHE[key]
