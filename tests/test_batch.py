@@ -39,11 +39,15 @@ def test_batch_equals_per_family_fits(porian):
         assert fit.converged and single.converged
         # the same minimum: padding runs add exact zeros, only the summation order differs
         assert fit.objective == pytest.approx(single.objective, rel=1e-9), fam
-        # forecasts agree; individual parameters along flat directions (e.g. B when beta is tiny) can sit
-        # anywhere within the stopping tolerance, so they are compared through the forecast
-        nb = float(compute_optimal("chinchilla", fit.params, 1e21)[0])
-        ns = float(compute_optimal("chinchilla", single.params, 1e21)[0])
-        assert nb == pytest.approx(ns, rel=1e-3), fam
+        # the same stationary point (the Newton polish removes the stopping tolerance's slack): 1e-6
+        # relative on every parameter the runs identify; a parameter that ran to ~0 (E on one OWT2
+        # configuration) is arbitrary below ~1e-10 and is compared absolutely, and flagged in the notes
+        for name, value in single.params.items():
+            if value < 1e-6:
+                assert fit.params[name] == pytest.approx(value, abs=1e-6), (fam, name)
+                assert any(f"{name} ran to ~0" in n for n in fit.notes), (fam, name)
+            else:
+                assert fit.params[name] == pytest.approx(value, rel=1e-6), (fam, name)
     table = batch.table()
     assert list(table["family"]) == list(batch.fits) and table["converged"].all()
 
