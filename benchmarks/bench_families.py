@@ -3,12 +3,14 @@
     python benchmarks/bench_families.py [--sizes 10 100 1000] [--post-sizes 10 30] [--out ...]
 
 Synthetic families of 200 runs each (Chinchilla law, offsets E varying by family, 1% noise). For each family
-count: point fits with `fit_point_batch` (default protocol: 4500-start grid screened, 32 polished; and with
-num_polish=4) against a loop of `fit_point` over the same families (the loop is timed on up to 20 families
+count: point fits with `fit_point_batch` (grid protocol: 4500-start grid screened, 32 polished, as a single
+fit; with num_polish=4; and the warm protocol: 8 pilot families on the grid, the others from the pilots'
+optima, 8 checked against the grid) against a loop of `fit_point` over the same families (the loop is timed on up to 20 families
 and scaled linearly: its per-family cost does not depend on the count); posteriors with
 `sample_posterior_batch` against a loop of `sample_posterior` (timed on up to 5 families, scaled). Warm
 timings up to 100 families (a first call compiles each shape; beyond, the ~3 s compile is included),
-families per second and the ratio.
+families per second and the ratio. The grid protocol is skipped beyond 1000 families (about 0.2 s a family);
+where both ran, the warm fits' objectives are compared with the grid's.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ def timed(fn):
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
-    ap.add_argument("--post-sizes", type=int, nargs="+", default=[10, 20])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
+    ap.add_argument("--post-sizes", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "families.json"))
     args = ap.parse_args(argv)
     res = {"machine": machine(), "runs_per_family": 200, "point": [], "posterior": []}
@@ -69,14 +71,23 @@ def main(argv=None):
     for F in args.sizes:
         runs = big.select(np.isin(big.family, fams[:F]))
         row = {"families": F, "loop_s (scaled)": loop_per * F}
-        for label, kw in (("batch", {}), ("batch_polish4", {"num_polish": 4})):
+        fits = {}
+        for label, kw in (("batch", {}), ("batch_polish4", {"num_polish": 4}), ("warm", {"protocol": "warm"})):
+            if label != "warm" and F > 1000:
+                continue
             if F <= 100:
                 fit_point_batch(LAW, families(F, seed=1), **kw)  # compile this shape (beyond 100: compile included)
             out, t = timed(lambda: fit_point_batch(LAW, runs, **kw))
+            fits[label] = out
             row[f"{label}_s"] = t
             row[f"{label}_families_per_s"] = F / t
             row[f"{label}_ratio_vs_loop"] = loop_per * F / t
             row[f"{label}_converged"] = float(np.mean([f.converged for f in out.fits.values()]))
+        if "batch" in fits:
+            g, w = fits["batch"].fits, fits["warm"].fits
+            row["warm_vs_grid_max_rel_objective"] = max(abs(w[k].objective - g[k].objective) / g[k].objective for k in g)
+            row["warm_worse_than_grid_families"] = sum((w[k].objective - g[k].objective) / g[k].objective > 1e-9 for k in g)
+        row["warm_check"] = {k: v for k, v in fits["warm"].check.items() if k != "pilots"} if fits["warm"].check else None
         res["point"].append(row)
         print(row, flush=True)
     post_single = [big.select(big.family == f) for f in fams[:5]]
@@ -92,10 +103,12 @@ def main(argv=None):
         res["posterior"].append(row)
         print(row, flush=True)
     print(f"\nmachine: {res['machine']['processor']}, {res['machine']['cpu_count']} cores, {res['machine']['backend']}")
-    print("point fits (warm):  families  loop(s)  batch(s)  ratio  batch,num_polish=4(s)  ratio")
+    print("point fits (warm timings):  families  loop(s)  grid(s)  ratio  num_polish=4(s)  ratio  warm protocol(s)  ratio  warm>grid")
+    g = lambda r, k, f: f.format(r[k]) if k in r else "-"
     for r in res["point"]:
-        print(f"{r['families']:>26}  {r['loop_s (scaled)']:>7.1f}  {r['batch_s']:>8.1f}  {r['batch_ratio_vs_loop']:>5.2f}"
-              f"  {r['batch_polish4_s']:>21.1f}  {r['batch_polish4_ratio_vs_loop']:>5.2f}")
+        print(f"{r['families']:>34}  {r['loop_s (scaled)']:>7.1f}  {g(r, 'batch_s', '{:.1f}'):>7}  {g(r, 'batch_ratio_vs_loop', '{:.2f}'):>5}"
+              f"  {g(r, 'batch_polish4_s', '{:.1f}'):>15}  {g(r, 'batch_polish4_ratio_vs_loop', '{:.2f}'):>5}"
+              f"  {r['warm_s']:>16.1f}  {r['warm_ratio_vs_loop']:>5.1f}  {g(r, 'warm_worse_than_grid_families', '{}'):>9}")
     print("posteriors (warm, 4 x (1000 + 1000)):  families  loop(s)  batch(s)  ratio  failing")
     for r in res["posterior"]:
         print(f"{r['families']:>38}  {r['loop_s (scaled)']:>7.1f}  {r['batch_s']:>8.1f}  {r['ratio_vs_loop']:>5.2f}  {r['failing']:>7}")

@@ -131,3 +131,30 @@ def test_sharded_equals_unsharded():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["families"] == [f"f{i}" for i in range(6)]
     assert out["max_rel_param"] <= 1e-10 and out["max_rel_objective"] <= 1e-12 and out["boot_max_rel"] <= 1e-10
+
+
+def test_warm_protocol_reaches_the_grid_minima():
+    """The warm protocol (pilot families on the full grid, the rest started from the pilots' optima) gives
+    the grid protocol's fits on similar families: same parameters to 1e-6 (both end at the stationary point),
+    and its own verification says so."""
+    rng = np.random.default_rng(7)
+    F, n = 24, 60
+    N = np.exp(rng.uniform(np.log(5e7), np.log(2e10), (F, n)))
+    D = np.exp(rng.uniform(np.log(1e9), np.log(3e11), (F, n)))
+    E = 1.8 * np.exp(0.05 * rng.standard_normal((F, 1)))
+    alpha = 0.34 + 0.02 * rng.standard_normal((F, 1))
+    y = (E + 480 * N ** -alpha + 2100 * D ** -0.37) * np.exp(0.01 * rng.standard_normal((F, n)))
+    df = pd.DataFrame({"N": N.ravel(), "D": D.ravel(), "loss": y.ravel(), "fam": np.repeat([f"f{i}" for i in range(F)], n)})
+    runs = load_runs(df, family="fam")
+    grid = fit_point_batch("chinchilla", runs, num_polish=8)
+    warm = fit_point_batch("chinchilla", runs, num_polish=8, protocol="warm", num_pilots=4, verify=3)
+    assert warm.check["pilots"] == [0, 8, 15, 23] and len(warm.check["checked"]) == 3
+    assert max(warm.check["relative_objective_excess"]) < 1e-9 and not warm.check["checked_worse"]
+    for fam, g in grid.fits.items():
+        w = warm.fits[fam]
+        assert w.converged and w.objective == pytest.approx(g.objective, rel=1e-9), fam
+        for name, value in g.params.items():
+            assert w.params[name] == pytest.approx(value, rel=1e-6), (fam, name)
+    assert any("pilot" in note for note in warm.fits["f1"].notes)
+    with pytest.raises(ValueError, match="protocol"):
+        fit_point_batch("chinchilla", runs, protocol="fast")
