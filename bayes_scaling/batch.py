@@ -395,7 +395,7 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
     single-family one of :func:`~bayes_scaling.sampling.sample_posterior` with padded runs masked out."""
     import time
 
-    from .model import centre_of, make_model, sampling_values
+    from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
     from .posterior import Posterior
     from .sampling import _families_fn, _laplace_inits
 
@@ -404,16 +404,14 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
     runs.inputs(law.inputs)
     if runs.family is None:
         raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
-    has_C = runs.C is not None or ("N" in law.inputs and "D" in law.inputs)
-    vary = has_C if noise_varies_with_compute is None else bool(noise_varies_with_compute)
+    vary, names = noise_inputs(law, runs, noise_varies_with_compute)
     need = law.num_free + 1 + int(vary)
     skipped = {}
     for fam in dict.fromkeys(runs.family.tolist()):
         n = int(np.sum(runs.family == fam))
         if n < need + 1:
             skipped[str(fam)] = f"{n} runs, a posterior of law {law.name!r} needs at least {need + 1}"
-    batch = make_batch(runs, names=tuple(law.inputs) + (("C",) if vary and "C" not in law.inputs and "N" not in law.inputs else ()),
-                       min_runs=need + 1)
+    batch = make_batch(runs, names=names, min_runs=need + 1)
     model = make_model(law, likelihood=likelihood, noise_varies_with_compute=vary)
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     t0 = time.perf_counter()
@@ -428,7 +426,7 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
         X_i = {k: jnp.asarray(v[i], dtype) for k, v in batch.inputs.items()}
         c_i = centre_of(law, {k: np.asarray(v) for k, v in X_i.items()}, batch.mask[i])
         fit = fits.fits[str(fam)]
-        values = sampling_values(model, fit.params, min(max(fit.noise["sigma"], 1e-4), 0.3), c_i)
+        values = sampling_values(model, fit.params, start_sigma(fit.noise["sigma"]), c_i)
         args_i = (X_i, jnp.log(jnp.asarray(batch.loss[i], dtype)), jnp.asarray(batch.mask[i], dtype), c_i)
         z0, ok = _laplace_inits(jax.random.fold_in(key, 2 * i), model, args_i, values, num_chains, 1.0)
         inits.append(z0)

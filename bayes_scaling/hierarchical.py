@@ -34,7 +34,7 @@ from .batch import fit_point_batch, make_batch
 from .data import as_runs
 from .diagnostics import ESS_MIN, RHAT_MAX, ess_bulk, rhat
 from .laws import Law, get_law
-from .model import DEFAULT_SHAPE, NOISE_SCALE, _centred_terms
+from .model import DEFAULT_SHAPE, NOISE_SCALE, _centred_terms, start_sigma
 from .noise import LIKELIHOODS
 from .posterior import interval
 from .sampling import run_nuts
@@ -232,7 +232,7 @@ def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, lik
     fits = fit_point_batch(law, runs, objective="gaussian" if likelihood == "gaussian" else "student_t", prior=True,
                            num_polish=8)
     P = {name: np.array([fits.fits[f].params[name] for f in batch.families]) for name in law.param_names}
-    sig = np.array([min(max(fits.fits[f].noise["sigma"], 1e-4), 3 * noise_scale) for f in batch.families])
+    sig = np.array([start_sigma(fits.fits[f].noise["sigma"], noise_scale) for f in batch.families])
     values: dict[str, Any] = {}
     shared = {name: float(np.median(P[name])) for name in law.free_names}
     for p in law.free_params:

@@ -33,7 +33,7 @@ from numpyro.distributions import constraints
 from .laws import Law, get_law
 from .noise import LIKELIHOODS, sample_unit
 
-__all__ = ["make_model", "prior_predictive", "centre_of", "sampling_values", "NOISE_SCALE", "DEFAULT_SHAPE"]
+__all__ = ["make_model", "prior_predictive", "centre_of", "sampling_values", "noise_inputs", "start_sigma", "NOISE_SCALE", "DEFAULT_SHAPE"]
 
 NOISE_SCALE = 0.1
 #: default shape of each likelihood: Student-t degrees of freedom, Huber threshold (in sigmas)
@@ -62,6 +62,22 @@ def centre_of(law: Law, X: Mapping[str, Any], mask=None) -> dict[str, float]:
         w = np.ones_like(logC) if mask is None else np.asarray(mask, float)
         out["__logC__"] = float(np.sum(w * logC) / np.sum(w))
     return out
+
+
+def noise_inputs(law, runs, noise_varies_with_compute: bool | None) -> tuple[bool, tuple[str, ...]]:
+    """Whether the noise scale varies with compute (default: when compute is known, as C or as N and D)
+    and the run columns the model needs for it: the law's inputs, plus C when only it carries compute."""
+    has_C = runs.C is not None or ("N" in law.inputs and "D" in law.inputs)
+    vary = has_C if noise_varies_with_compute is None else bool(noise_varies_with_compute)
+    if vary and not has_C:
+        raise ValueError(f"{runs.source}: noise that varies with compute needs a compute column C (or N and D)")
+    names = tuple(law.inputs) + (("C",) if vary and "C" not in law.inputs and "N" not in law.inputs else ())
+    return vary, names
+
+
+def start_sigma(sigma: float, noise_scale: float = NOISE_SCALE) -> float:
+    """A point fit's noise scale as a chain start: kept inside (1e-4, 3 x the prior's scale)."""
+    return min(max(float(sigma), 1e-4), 3 * noise_scale)
 
 
 def make_model(law, *, priors: Mapping[str, Any] | None = None, **options):

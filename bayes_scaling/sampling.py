@@ -27,7 +27,7 @@ from numpyro.infer import MCMC, NUTS
 from .data import as_runs, check_enough_runs
 from .fitting import fit_point, on_accelerator
 from .laws import get_law
-from .model import centre_of, make_model, sampling_values
+from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
 from .posterior import Posterior
 
 __all__ = ["sample_posterior", "run_nuts"]
@@ -242,11 +242,7 @@ def sample_posterior(
     """
     law = get_law(law)
     runs = as_runs(runs)
-    has_C = runs.C is not None or ("N" in law.inputs and "D" in law.inputs)
-    if noise_varies_with_compute is None:
-        noise_varies_with_compute = has_C
-    elif noise_varies_with_compute and not has_C:
-        raise ValueError(f"{runs.source}: noise that varies with compute needs a compute column C (or N and D)")
+    noise_varies_with_compute, names = noise_inputs(law, runs, noise_varies_with_compute)
     extra_noise = 1 + int(noise_varies_with_compute)
     check_enough_runs(runs, law.num_free + extra_noise, law.name)
     if not jax.config.jax_enable_x64:
@@ -255,7 +251,6 @@ def sample_posterior(
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     model = make_model(law, likelihood=likelihood, shape=shape, priors=priors, noise_scale=noise_scale,
                        noise_varies_with_compute=noise_varies_with_compute)
-    names = tuple(law.inputs) + (("C",) if noise_varies_with_compute and "C" not in law.inputs and "N" not in law.inputs else ())
     X = {k: jnp.asarray(v, dtype) for k, v in runs.inputs(names).items()}
     logy = jnp.log(jnp.asarray(runs.loss, dtype))
     center = centre_of(law, {k: np.asarray(v) for k, v in X.items()})
@@ -263,7 +258,7 @@ def sample_posterior(
     # the MAP point under a likelihood the optax fitter has (Student-t stands in for the Huber density)
     fit = fit_point(law, runs, objective="gaussian" if likelihood == "gaussian" else "student_t",
                     nu=model.shape if likelihood == "student_t" else 4.0, prior=True)
-    values = sampling_values(model, fit.params, min(max(fit.noise["sigma"], 1e-4), 3 * noise_scale), center)
+    values = sampling_values(model, fit.params, start_sigma(fit.noise["sigma"], noise_scale), center)
     args = (X, logy, None, center)
     samples, stats, laplace_ok, chain_method = run_nuts(
         model, args, values, seed=seed, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
