@@ -29,6 +29,8 @@ IsoFLOP curves and critical-batch-size figures belong beside these (same convent
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from typing import Any, Mapping
 
 import jax
@@ -429,6 +431,14 @@ def _idata(post, var_names):
     return post.to_inference_data(), names
 
 
+@contextlib.contextmanager
+def _quiet_arviz_ctx():
+    """arviz 0.23 calls a matplotlib helper that newer matplotlib deprecates; that warning is not the user's to act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*alias_mapping.*")
+        yield
+
+
 def plot_pairs(post, *, var_names=None, kind: str = "scatter", ax=None, **kwargs):
     """Pairwise scatter of the posterior draws (arviz ``plot_pair``), divergent transitions marked; ridges
     (e.g. A with alpha) show as thin diagonals. Returns arviz's array of Axes."""
@@ -440,7 +450,9 @@ def plot_pairs(post, *, var_names=None, kind: str = "scatter", ax=None, **kwargs
     if ax is None:
         kwargs.setdefault("figsize", (2.0 * len(names) + 1, 2.0 * len(names) + 1))
         kwargs.setdefault("textsize", 10)
-    return _tight(az.plot_pair(idata, var_names=names, kind=kind, divergences=True, ax=ax, **kwargs), ax)
+    with _quiet_arviz_ctx():
+        axes = az.plot_pair(idata, var_names=names, kind=kind, divergences=True, ax=ax, **kwargs)
+    return _tight(axes, ax)
 
 
 def _tight(axes, given):
@@ -459,7 +471,9 @@ def plot_trace(post, *, var_names=None, axes=None, **kwargs):
     idata, names = _idata(post, var_names)
     if axes is None:
         kwargs.setdefault("figsize", (9, 1.7 * len(names) + 0.6))
-    return _tight(az.plot_trace(idata, var_names=names, axes=axes, **kwargs), axes)
+    with _quiet_arviz_ctx():
+        out = az.plot_trace(idata, var_names=names, axes=axes, **kwargs)
+    return _tight(out, axes)
 
 
 def plot_rank(post, *, var_names=None, axes=None, **kwargs):
@@ -471,7 +485,9 @@ def plot_rank(post, *, var_names=None, axes=None, **kwargs):
     if axes is None:
         cols = min(len(names), 3)
         kwargs.setdefault("figsize", (3.4 * cols, 2.6 * -(-len(names) // cols)))
-    return _tight(az.plot_rank(idata, var_names=names, ax=axes, **kwargs), axes)
+    with _quiet_arviz_ctx():
+        out = az.plot_rank(idata, var_names=names, ax=axes, **kwargs)
+    return _tight(out, axes)
 
 
 # ---- many families ----------------------------------------------------------------------------------
