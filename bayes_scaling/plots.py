@@ -157,6 +157,19 @@ def _compute_grid(obs, budgets, num_points):
     return np.logspace(np.log10(min(lo)), np.log10(max(hi)), num_points)
 
 
+def _plain_log_ticks(axis) -> None:
+    """On a log axis spanning less than a decade or so, label plain numbers (2.2, 2.6, 3.0) instead of 2x10^0."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, StrMethodFormatter
+
+    lo, hi = axis.get_view_interval()
+    if not (0 < lo < hi) or hi / lo > 30:
+        return
+    ticks = [t for t in MaxNLocator(6).tick_values(lo, hi) if lo <= t <= hi]
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    axis.set_minor_locator(NullLocator())
+
+
 def _budgets(budgets):
     if budgets is None:
         return np.zeros(0)
@@ -228,6 +241,7 @@ def plot_fit(source, runs=None, *, by: str = "N", num_curves: int = 5, prob: flo
     ax.set(xscale="log", yscale="log", xlabel=what, ylabel="loss (nats/token)",
            title=f"{law.name}: runs and fitted law" + ("" if single else f" ({_pct(prob)} bands)"))
     ax.set_ylim(max(y.min() * 0.9, 1e-12), y.max() * 1.1)
+    _plain_log_ticks(ax.yaxis)
     ax.figure.colorbar(sc, ax=ax, label=f"log10 {by} of the run")
     ax.legend(fontsize="small", title="law at", title_fontsize="small", loc="upper right")
     return ax

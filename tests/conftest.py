@@ -50,7 +50,7 @@ def loguniform(rng, lo, hi, size):
 
 @pytest.fixture(scope="session")
 def demo_report(tmp_path_factory):
-    """`bayes-scaling demo --out DIR` with a short posterior (2 chains x (150 + 150)): the report folder, shared by
+    """`bayes-scaling demo --out DIR` with a short posterior (2 chains x (100 + 100)): the report folder, shared by
     the plot, report and browser tests, so that one sampling run serves them all."""
     import matplotlib
 
@@ -58,7 +58,7 @@ def demo_report(tmp_path_factory):
     from bayes_scaling.cli import main
 
     out = tmp_path_factory.mktemp("demo") / "report"
-    code = main(["demo", "--out", str(out), "--chains", "2", "--warmup", "150", "--draws", "150", "--seed", "1"])
+    code = main(["demo", "--out", str(out), "--chains", "2", "--warmup", "100", "--draws", "100", "--seed", "1"])
     assert code in (0, 1), code  # 1: a run this short may be flagged unhealthy (few effective draws); that is reported
     return out
 

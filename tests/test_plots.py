@@ -186,3 +186,19 @@ def test_families_small_multiples(small_posterior, chinchilla_runs, chinchilla_f
     assert all(a.get_yscale() == "log" for a in axes.ravel())
     axes = plots.plot_families({"small": chinchilla_fit}, BUDGETS, runs=runs)
     assert scatter_points(axes.ravel()[0]) == int(np.sum(runs.family == "small"))
+
+
+def test_families_from_a_hierarchical_posterior(small_posterior):
+    from bayes_scaling.hierarchical import HierarchicalPosterior
+
+    law = small_posterior.law
+    draws = {k: np.stack([v, v * (1.02 if k == "E" else 1.0)], axis=-1) for k, v in small_posterior.draws.items()}
+    hp = HierarchicalPosterior(law=law, families=("base", "shifted"), modes={"alpha": "complete", "beta": "complete"},
+                               draws=draws, population={}, noise={"sigma": np.stack([small_posterior.noise["sigma"]] * 2, -1)},
+                               sample_stats=small_posterior.sample_stats)
+    axes = plots.plot_families(hp, BUDGETS, show_runs=False)
+    png(axes)
+    a, b = axes.ravel()
+    assert (a.get_title(), b.get_title()) == ("base", "shifted") and len(bands(a)) == len(bands(b)) == 1
+    # the shifted family's floor E is 2% higher: its frontier lies above the other's everywhere
+    assert np.all(b.get_lines()[0].get_ydata() > a.get_lines()[0].get_ydata())
