@@ -554,11 +554,13 @@ def plot_families(source, budgets=None, *, runs=None, kind: str = "frontier", pr
     flat = axes.ravel()
     for a in flat[len(fams):]:
         a.set_visible(False)
+    limits = []
     for ax, (name, fitted, sub) in zip(flat, fams):
         if kind == "frontier":
             plot_loss_frontier(fitted, budgets, runs=sub, prob=prob, ax=ax, **kwargs)
         else:
             plot_allocation(fitted, budgets, runs=sub, probs=(prob,), ax=ax, **kwargs)
+        limits.append(ax.get_ylim())  # what this panel asked for; shared axes keep only the last call's
         ax.set_title(name, fontsize="medium")
         ax.set_xlabel("C (FLOPs)", fontsize="small")
         ax.set_ylabel("L*" if kind == "frontier" else "N_opt", fontsize="small")
@@ -568,4 +570,7 @@ def plot_families(source, budgets=None, *, runs=None, kind: str = "frontier", pr
         elif leg is not None:
             for t in leg.get_texts():
                 t.set_fontsize("x-small")
+    if flat[0].get_shared_y_axes().joined(flat[0], flat[min(1, len(flat) - 1)]) and len(flat) > 1:
+        lo, hi = zip(*limits)
+        flat[0].set_ylim(min(lo), max(hi))  # every panel's band and budgets in view
     return axes

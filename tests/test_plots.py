@@ -202,3 +202,15 @@ def test_families_from_a_hierarchical_posterior(small_posterior):
     assert (a.get_title(), b.get_title()) == ("base", "shifted") and len(bands(a)) == len(bands(b)) == 1
     # the shifted family's floor E is 2% higher: its frontier lies above the other's everywhere
     assert np.all(b.get_lines()[0].get_ydata() > a.get_lines()[0].get_ydata())
+
+
+def test_shared_y_axis_shows_every_family(small_posterior, chinchilla_fit):
+    low = dict(chinchilla_fit.params, E=chinchilla_fit.params["E"] - 0.5)
+    axes = plots.plot_families({"base": chinchilla_fit, "lower": ("chinchilla", {k: [v] for k, v in low.items()})},
+                               BUDGETS, show_runs=False)
+    a, b = axes.ravel()
+    assert a.get_ylim() == b.get_ylim()
+    lo, hi = a.get_ylim()
+    for ax in (a, b):
+        y = ax.get_lines()[0].get_ydata()
+        assert lo <= y.min() and y.max() <= hi  # neither family's frontier is cut off
