@@ -114,10 +114,13 @@ def _pct(q: float) -> str:
     return f"{100 * q:g}%"
 
 
-def _sci(v: float) -> str:
-    """1.6e10 rather than 1.6e+10."""
-    m, e = f"{v:.2g}e".split("e")[:2] if "e" in f"{v:.2g}" else (f"{v:.2g}", "")
-    return f"{m}e{int(e)}" if e else m
+def _sci(v: float, digits: int = 2) -> str:
+    """1.6e10 rather than 1.6e+10 (``digits`` significant)."""
+    text = f"{v:.{digits}g}"
+    if "e" not in text:
+        return text
+    m, e = text.split("e")
+    return f"{m}e{int(e)}"
 
 
 def _flops_label() -> str:
@@ -210,7 +213,9 @@ def plot_fit(source, runs=None, *, by: str = "N", num_curves: int = 5, prob: flo
             ax.fill_between(grid, lo, hi, color=_BAND_COLOR, alpha=0.3, lw=0, label=f"{_pct(prob)} band")
         ax.plot(grid, med, color=_BAND_COLOR, label=f"{law.name} (median)")
         ax.scatter(x, y, s=12, color=_RUN_COLOR, zorder=3, label=f"runs ({len(y)})")
-        ax.set(xscale="log", yscale="log", xlabel=name, ylabel="loss")
+        ax.set(xscale="log", yscale="log", xlabel=name, ylabel="loss",
+               title=f"{law.name}: runs and fitted law" + ("" if vals.shape[0] == 1 else f" ({_pct(prob)} band)"))
+        _plain_log_ticks(ax.yaxis)
         ax.legend(fontsize="small")
         return ax
     if by not in ("N", "D"):
@@ -349,7 +354,7 @@ def plot_allocation(source, budgets=None, *, quantity: str = "N_opt", probs=DEFA
         ax.errorbar(b, bm, yerr=[bm - blo, bhi - bm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
                     label=f"target budgets ({_pct(probs[-1])})")
         for c, m, h in zip(b, bm, bhi):
-            ax.annotate(f"{m:.3g}", (c, h), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8)
+            ax.annotate(_sci(m, 3), (c, h), textcoords="offset points", xytext=(-4, 4), ha="right", fontsize=8)
     ax.set(xscale="log", yscale="log", xlabel=_flops_label(), ylabel=quantity, title=f"{law.name}: {label}")
     ax.legend(fontsize="small", loc="upper left")
     return ax
