@@ -4,7 +4,8 @@ Nouns: :class:`Runs` (a validated run table), :class:`Law` (a scaling law declar
 :class:`PointFit` (an optimizer result). Verbs: :func:`load_runs`, :func:`get_law`, :func:`fit_point`,
 and the derived quantities in :mod:`bayes_scaling.derived` (compute-optimal N and D, loss at a budget,
 compute for a target loss); :func:`sample_posterior` (NUTS) returns a :class:`Posterior` with credible
-intervals on all of them.
+intervals on all of them. :func:`write_report` writes an HTML/Markdown/JSON report of a posterior;
+:mod:`bayes_scaling.plots` draws fits and forecasts with credible bands (matplotlib loads only then).
 """
 
 from .data import Runs, load_runs
@@ -21,6 +22,7 @@ from .fitting import PointFit, fit_point
 from .laws import Law, Param, get_law, list_laws, register_law
 from .model import make_model
 from .posterior import Posterior
+from .report import write_report
 from .sampling import sample_posterior
 
 __version__ = "0.1.0"
@@ -45,5 +47,6 @@ __all__ = [
     "make_model",
     "sample_posterior",
     "Posterior",
+    "write_report",
     "__version__",
 ]

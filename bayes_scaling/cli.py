@@ -1,8 +1,11 @@
 """The ``bayes-scaling`` command.
 
-    bayes-scaling demo [--point-only]                Chinchilla on the bundled 240 runs: fit, posterior
+    bayes-scaling demo [--point-only] [--out DIR]    Chinchilla on the bundled 240 runs: fit, posterior
+                                                     (--out: also the HTML/Markdown/JSON report in DIR)
     bayes-scaling fit RUNS --law chinchilla --budgets 1e21 1e23 1e25 [--json out.json]
     bayes-scaling sample RUNS --law chinchilla --budgets 1e21 1e23 --prob 0.9 --out DIR
+    bayes-scaling report RUNS --law chinchilla --out DIR [--posterior post.nc]
+                                                     posterior, then DIR/report.html, report.md, report.json
     bayes-scaling laws                               list the laws and their formulas
 
 Exit codes: 0 success; 1 the fit did not converge or the sampler is unhealthy (divergences or R-hat
@@ -34,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="bayes-scaling",
         description="Fit scaling laws to training runs and forecast compute-optimal models.",
     )
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,demo,laws}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,report,demo,laws}")
 
     def add_forecast_opts(p):
         p.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C",
@@ -98,10 +101,24 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", metavar="DIR", help="write DIR/posterior.nc (NetCDF) and DIR/summary.json")
     sample.add_argument("--force", action="store_true", help="overwrite existing files in --out")
 
+    report = sub.add_parser("report", help="sample the posterior and write an HTML report with figures, a Markdown summary and JSON")
+    add_table_opts(report)
+    add_sampler_opts(report)
+    report.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C",
+                        help="training compute budgets in FLOPs (default: 1e21 5.76e23 1e25)")
+    report.add_argument("--out", metavar="DIR", required=True,
+                        help="write DIR/report.html, report.md, report.json, figures/*.png and posterior.nc")
+    report.add_argument("--posterior", metavar="PATH", default=None,
+                        help="use a posterior saved by `sample --out` (posterior.nc) instead of sampling again")
+    report.add_argument("--title", default=None, help="the report's title")
+    report.add_argument("--force", action="store_true", help="overwrite existing files in --out")
+
     demo = sub.add_parser("demo", help="Chinchilla on the bundled 240 runs: point fit, then posterior with credible intervals")
     add_forecast_opts(demo)
     add_sampler_opts(demo)
     demo.add_argument("--point-only", action="store_true", help="skip the posterior (point fit and forecast only)")
+    demo.add_argument("--out", metavar="DIR", default=None,
+                      help="also write the report (report.html with figures, report.md, report.json) and posterior.nc to DIR")
 
     sub.add_parser("laws", help="list the built-in laws with formulas and parameters")
     return ap
@@ -386,7 +403,7 @@ def _fmt_interval_table(df, prob) -> str:
     return "\n".join([line(head)] + [line(r) for r in rows])
 
 
-def _run_posterior(runs, law, args, *, inputs=None, out_dir=None) -> int:
+def _sample(runs, law, args):
     from .sampling import sample_posterior
 
     total = args.chains * (args.warmup + args.draws)
@@ -396,7 +413,16 @@ def _run_posterior(runs, law, args, *, inputs=None, out_dir=None) -> int:
     post = sample_posterior(law, runs, likelihood=args.likelihood, num_warmup=args.warmup, num_samples=args.draws,
                             num_chains=args.chains, seed=args.seed, target_accept=args.target_accept,
                             noise_varies_with_compute={"auto": None, "constant": False, "compute": True}[args.noise], progress_bar=args.progress)
-    seconds = time.perf_counter() - t0
+    return post, time.perf_counter() - t0
+
+
+def _run_posterior(runs, law, args, *, inputs=None, out_dir=None, post=None, seconds=None):
+    """Sample (unless ``post`` is given), print the summary, forecast and diagnostics; returns (exit code, post)."""
+    if post is None:
+        post, seconds = _sample(runs, law, args)
+    else:
+        print(f"posterior: {post.source or 'loaded'} ({post.num_chains} chains x {post.num_draws} draws)")
+    seconds = float(seconds if seconds is not None else post.settings.get("seconds", float("nan")))
     prob = args.prob
     table = post.summary(prob=prob)
     pct = f"{100 * prob:g}%"
@@ -430,7 +456,7 @@ def _run_posterior(runs, law, args, *, inputs=None, out_dir=None) -> int:
         with open(os.path.join(out_dir, "summary.json"), "w") as fh:
             json.dump(summary, fh, indent=2, default=float)
         print(f"wrote {os.path.join(out_dir, 'posterior.nc')} and {os.path.join(out_dir, 'summary.json')}")
-    return 0 if diag["divergences"] == 0 and diag["max_r_hat"] <= 1.01 else 1
+    return (0 if diag["divergences"] == 0 and diag["max_r_hat"] <= 1.01 else 1), post
 
 
 def _prepare_out_dir(args):
@@ -452,22 +478,82 @@ def _cmd_sample(args) -> int:
     if args.family:
         return _run_families(runs, law, args, inputs, kind="sample")
     out_dir = _prepare_out_dir(args)
-    return _run_posterior(runs, law, args, inputs=inputs, out_dir=out_dir)
+    return _run_posterior(runs, law, args, inputs=inputs, out_dir=out_dir)[0]
+
+
+def _check_report_target(out: str, force: bool) -> None:
+    """Refuse, before any sampling, to overwrite a report (or its posterior.nc) without --force."""
+    from .report import report_files
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    existing = [p for p in report_files(out) + [os.path.join(out, "posterior.nc")] if os.path.exists(p)]
+    if existing and not force:
+        raise UsageError(f"{existing[0]} exists; not overwriting it (pass --force to replace it)")
+
+
+def _write_report(post, runs, args, *, inputs=None, data_path=None, title=None, notes=(), save_posterior=True) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    from .report import write_report
+
+    os.makedirs(args.out, exist_ok=True)
+    if save_posterior:
+        post.save(os.path.join(args.out, "posterior.nc"), overwrite=True)
+    paths = write_report(post, args.out, runs=runs, budgets=args.budgets, prob=args.prob, data_path=data_path,
+                         title=title, notes=notes, inputs=inputs or None, force=True)
+    print(f"wrote the report: {paths['html']} (open it in a browser), {paths['markdown']}, {paths['json']}, "
+          f"{paths['figures']}/*.png" + (f", {os.path.join(args.out, 'posterior.nc')}" if save_posterior else ""))
+
+
+def _cmd_report(args) -> int:
+    _check_sampler_args(args)
+    if args.family:
+        raise UsageError("report draws one posterior; for families use `sample --family` (per-family small multiples: "
+                         "bayes_scaling.plots.plot_families)")
+    _check_report_target(args.out, args.force)
+    law, runs, inputs = _law_and_runs(args)
+    post = None
+    if args.posterior:
+        from .posterior import Posterior
+
+        if not os.path.isfile(args.posterior):
+            raise UsageError(f"--posterior {args.posterior}: no such file")
+        post = Posterior.load(args.posterior)
+        if post.law.name != law.name:
+            raise UsageError(f"--posterior {args.posterior} holds a posterior of law {post.law.name!r}, not {law.name!r} (--law)")
+        if len(post.observed.get("loss", ())) != len(runs):
+            raise UsageError(f"--posterior {args.posterior} was sampled on {len(post.observed.get('loss', ()))} runs, "
+                             f"but {args.runs} has {len(runs)}")
+    code, post = _run_posterior(runs, post.law if post is not None else law, args, inputs=inputs, post=post)
+    _write_report(post, runs, args, inputs=inputs, title=args.title, save_posterior=not args.posterior)
+    return code
 
 
 def _cmd_demo(args) -> int:
-    from .datasets import CHINCHILLA_CITATION, load_chinchilla
+    from .datasets import CHINCHILLA_CITATION, chinchilla_path, load_chinchilla
     from .laws import get_law
 
     _check_json_target(args)
     _check_sampler_args(args)
+    if args.out:
+        if args.point_only:
+            raise UsageError("--out writes the posterior's report; drop --point-only")
+        _check_report_target(args.out, args.force)
     runs = load_chinchilla()
     title = f"demo: Chinchilla law on the bundled runs ({CHINCHILLA_CITATION})"
     code = _run_fit(runs, get_law("chinchilla"), args, title=title)
     if args.point_only:
         return code
     print()
-    return max(code, _run_posterior(runs, get_law("chinchilla"), args))
+    post_code, post = _run_posterior(runs, get_law("chinchilla"), args)
+    if args.out:
+        _write_report(post, runs, args, data_path=chinchilla_path(),
+                      title="Chinchilla law on the bundled 240 runs: Bayesian forecast",
+                      notes=[f"data: {CHINCHILLA_CITATION}",
+                             "standard subset: the 5 highest-loss runs of the 245 dropped (Epoch's default)"])
+    return max(code, post_code)
 
 
 def _cmd_laws(args) -> int:
@@ -485,7 +571,8 @@ def main(argv=None) -> int:
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
-        return {"fit": _cmd_fit, "sample": _cmd_sample, "demo": _cmd_demo, "laws": _cmd_laws}[args.command](args)
+        return {"fit": _cmd_fit, "sample": _cmd_sample, "report": _cmd_report, "demo": _cmd_demo,
+                "laws": _cmd_laws}[args.command](args)
     except (UsageError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
         print(f"bayes-scaling: error: {err}", file=sys.stderr)
         return 2

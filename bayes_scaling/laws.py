@@ -40,7 +40,25 @@ __all__ = [
     "power_law",
     "data_constrained",
     "MUENNIGHOFF_BASE",
+    "prior_text",
 ]
+
+
+def prior_text(prior) -> str:
+    """A numpyro distribution as one readable line, e.g. ``LogNormal(loc=0.5, scale=0.5)`` (its repr is an
+    object address). Used where priors are recorded: posterior settings, reports, ``describe``.
+
+    >>> prior_text(dist.LogNormal(0.5, 0.5))
+    'LogNormal(loc=0.5, scale=0.5)'
+    """
+    args = []
+    for name in getattr(prior, "arg_constraints", {}):
+        value = getattr(prior, name, None)
+        if value is None:
+            continue
+        a = np.asarray(value)
+        args.append(f"{name}={float(a):g}" if a.size == 1 else f"{name}={np.array2string(a, precision=3)}")
+    return f"{type(prior).__name__}({', '.join(args)})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,7 +219,8 @@ class Law:
         fixed = self.fixed_values
         for p in self.params:
             tag = f" = {fixed[p.name]:g} (fixed)" if p.name in fixed else ""
-            lines.append(f"  {p.name:<9}{tag} {p.doc}")
+            prior = "" if tag else f" [prior {prior_text(p.prior)}]"
+            lines.append(f"  {p.name:<9}{tag} {p.doc}{prior}")
         if self.reference:
             lines.append(f"  source: {self.reference}")
         return "\n".join(lines)

@@ -26,7 +26,7 @@ from numpyro.infer import MCMC, NUTS
 
 from .data import as_runs, check_enough_runs
 from .fitting import fit_point, on_accelerator
-from .laws import get_law
+from .laws import get_law, prior_text
 from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
 from .posterior import Posterior
 
@@ -275,7 +275,7 @@ def sample_posterior(
     settings = {
         "likelihood": likelihood,
         "shape": model.shape,
-        "priors": {p.name: repr((priors or {}).get(p.name, p.prior)) for p in law.free_params},
+        "priors": {p.name: prior_text((priors or {}).get(p.name, p.prior)) for p in law.free_params},
         "noise_scale": noise_scale,
         "noise_varies_with_compute": noise_varies_with_compute,
         "num_warmup": num_warmup,

@@ -46,3 +46,25 @@ def datablations_182():
 
 def loguniform(rng, lo, hi, size):
     return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
+
+
+@pytest.fixture(scope="session")
+def demo_report(tmp_path_factory):
+    """`bayes-scaling demo --out DIR` with a short posterior (2 chains x (100 + 100)): the report folder, shared by
+    the plot, report and browser tests, so that one sampling run serves them all."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayes_scaling.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "report"
+    code = main(["demo", "--out", str(out), "--chains", "2", "--warmup", "100", "--draws", "100", "--seed", "1"])
+    assert code in (0, 1), code  # 1: a run this short may be flagged unhealthy (few effective draws); that is reported
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_posterior(demo_report):
+    from bayes_scaling import Posterior
+
+    return Posterior.load(demo_report / "posterior.nc")

@@ -1,0 +1,581 @@
+"""Figures with credible bands: what a fit or a posterior says, drawn so that people can decide from it.
+
+Every function takes what was fitted (a :class:`~bayes_scaling.posterior.Posterior`, a
+:class:`~bayes_scaling.fitting.PointFit`, or a ``(law, draws)`` pair of a law and a dict of parameter draws),
+draws on an optional matplotlib ``ax`` and returns it; small multiples return an array of Axes. matplotlib
+and arviz are imported inside the functions, so ``import bayes_scaling`` does not load them.
+
+Bands are equal-tailed intervals over the posterior draws of the *same* derived functions the forecast
+tables use (:mod:`bayes_scaling.derived`, vmapped over draws): what a figure shows and what a table prints
+are one computation. ``prob`` is the band's mass (default 0.9); fan charts draw several nested masses.
+A :class:`PointFit` has one "draw": its figures show the fitted line without a band.
+
+=============================  =================================================================
+:func:`plot_fit`               observed runs against the fitted law, curves with bands per model
+                               size (``by="N"``: loss vs tokens) or per token count (``by="D"``)
+:func:`plot_loss_frontier`     loss at the compute-optimum L*(C) with its band (and one new run's
+                               predictive band) out to the target budgets
+:func:`plot_allocation`        fan chart of N_opt or D_opt (or D/N) against compute, log-log, with a
+                               fixed tokens-per-parameter line for reference
+:func:`plot_prior_posterior`   each parameter's prior and posterior, one panel each
+:func:`plot_predictive_check`  observed runs inside their posterior-predictive band
+:func:`plot_pairs`, :func:`plot_trace`, :func:`plot_rank`   arviz pair, trace and rank plots
+:func:`plot_families`          one small frontier panel per family (batch or hierarchical posteriors)
+=============================  =================================================================
+
+IsoFLOP curves and critical-batch-size figures belong beside these (same conventions: a fitted object in,
+``ax=`` in and out, bands from the derived functions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import derived
+from .laws import Law, get_law
+
+__all__ = [
+    "plot_fit",
+    "plot_loss_frontier",
+    "plot_allocation",
+    "plot_prior_posterior",
+    "plot_predictive_check",
+    "plot_pairs",
+    "plot_trace",
+    "plot_rank",
+    "plot_families",
+    "DEFAULT_FAN",
+]
+
+DEFAULT_PROB = 0.9
+#: nested interval masses of a fan chart, widest last
+DEFAULT_FAN = (0.5, 0.8, 0.95)
+#: at most this many draws go into a band (evenly thinned): quantiles of 1000 draws are stable to ~1%
+MAX_DRAWS = 1000
+_BAND_COLOR = "C0"
+_PRED_COLOR = "C1"
+_RUN_COLOR = "0.35"
+
+
+# ---- what was fitted -> (law, draws) -------------------------------------------------------------
+def _thin(n: int, max_draws: int = MAX_DRAWS) -> np.ndarray:
+    """Indices of at most ``max_draws`` of ``n`` draws, evenly spaced (chains in order)."""
+    return np.unique(np.linspace(0, n - 1, min(n, max_draws)).round().astype(int))
+
+
+def _source(source, max_draws: int = MAX_DRAWS):
+    """``(law, draws, posterior_or_None)``: draws is a dict of 1-D jax arrays (one entry per draw)."""
+    from .fitting import PointFit
+    from .posterior import Posterior
+
+    if isinstance(source, Posterior):
+        flat = source.flat()
+        idx = _thin(len(next(iter(flat.values()))), max_draws)
+        return source.law, {k: jnp.asarray(v[idx]) for k, v in flat.items()}, source
+    if isinstance(source, PointFit):
+        return source.law, {k: jnp.asarray([float(v)]) for k, v in source.params.items()}, None
+    if isinstance(source, tuple) and len(source) == 2:
+        law, draws = source
+        law = get_law(law)
+        flat = {k: np.asarray(v, float).reshape(-1) for k, v in draws.items()}
+        idx = _thin(len(next(iter(flat.values()))), max_draws)
+        return law, {k: jnp.asarray(v[idx]) for k, v in flat.items()}, None
+    raise TypeError(f"expected a Posterior, a PointFit or a (law, draws) pair, not {type(source).__name__}")
+
+
+def _over_draws(fn, draws, grid):
+    """``fn(params, x)`` for every draw and every grid value: NumPy ``(num_draws, len(grid))``."""
+    g = jnp.asarray(np.asarray(grid, float))
+    out = jax.jit(jax.vmap(lambda p: jax.vmap(lambda x: fn(p, x))(g)))(draws)
+    return np.asarray(out, float)
+
+
+def _bands(values, probs):
+    """Median and one ``(lo, hi)`` per mass in ``probs`` over axis 0 (draws)."""
+    med = np.nanmedian(values, axis=0)
+    return med, [tuple(np.nanquantile(values, [(1 - q) / 2, (1 + q) / 2], axis=0)) for q in probs]
+
+
+def _new_ax(ax, figsize=(6.4, 4.4)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _pct(q: float) -> str:
+    return f"{100 * q:g}%"
+
+
+def _sci(v: float, digits: int = 2) -> str:
+    """1.6e10 rather than 1.6e+10 (``digits`` significant)."""
+    text = f"{v:.{digits}g}"
+    if "e" not in text:
+        return text
+    m, e = text.split("e")
+    return f"{m}e{int(e)}"
+
+
+def _flops_label() -> str:
+    return f"training compute C (FLOPs, C = {derived.FLOPS_PER_PARAM_TOKEN:g} N D)"
+
+
+def _observed(source, runs):
+    """Observed inputs and losses as NumPy arrays, from ``runs`` or the posterior's stored data."""
+    if runs is not None:
+        out = {"loss": np.asarray(runs.loss, float)}
+        for k in ("N", "D", "C", "U", "batch_size", "steps"):
+            v = getattr(runs, k, None)
+            if v is not None:
+                out[k] = np.asarray(v, float)
+        return out
+    obs = getattr(source, "observed", None) or {}
+    return {k: np.asarray(v, float) for k, v in obs.items()}
+
+
+def _compute_of(obs) -> np.ndarray | None:
+    if "C" in obs:
+        return obs["C"]
+    if "N" in obs and "D" in obs:
+        return derived.FLOPS_PER_PARAM_TOKEN * obs["N"] * obs["D"]
+    return None
+
+
+def _compute_grid(obs, budgets, num_points):
+    C = _compute_of(obs)
+    lo = [float(np.min(C)) / 2] if C is not None and len(C) else []
+    hi = [float(np.max(C)) * 2] if C is not None and len(C) else []
+    if budgets is not None and len(budgets):
+        lo.append(float(np.min(budgets)) / 3)
+        hi.append(float(np.max(budgets)) * 3)
+    if not lo:
+        raise ValueError("no compute range to draw: pass budgets= or runs with a compute (C, or N and D)")
+    return np.logspace(np.log10(min(lo)), np.log10(max(hi)), num_points)
+
+
+def _plain_log_ticks(axis) -> None:
+    """On a log axis spanning less than a decade or so, label plain numbers (2.2, 2.6, 3.0) instead of 2x10^0."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, StrMethodFormatter
+
+    lo, hi = axis.get_view_interval()
+    if not (0 < lo < hi) or hi / lo > 30:
+        return
+    ticks = [t for t in MaxNLocator(6).tick_values(lo, hi) if lo <= t <= hi]
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def _budgets(budgets):
+    if budgets is None:
+        return np.zeros(0)
+    b = np.asarray(budgets, float).reshape(-1)
+    if not np.all(np.isfinite(b)) or np.any(b <= 0):
+        raise ValueError(f"budgets must be positive finite FLOP counts; got {b.tolist()}")
+    return b
+
+
+# ---- observed runs against the law -----------------------------------------------------------------
+def plot_fit(source, runs=None, *, by: str = "N", num_curves: int = 5, prob: float = DEFAULT_PROB,
+             inputs: Mapping[str, Any] | None = None, ax=None):
+    """Observed runs against the fitted law with ``prob`` credible bands of the mean loss.
+
+    ``by="N"``: loss against tokens D, one curve L(N_k, D) per model size N_k (``num_curves`` sizes spread
+    over the runs' range in log N); ``by="D"``: loss against N, one curve per token count. Runs are coloured
+    on the same log scale as the curves, so a run lies near the curve of its colour when the law fits. A law
+    of one input (e.g. ``power_law``) draws one curve against that input. ``runs`` defaults to the data
+    stored in a posterior. Returns the Axes (log-log).
+    """
+    import matplotlib as mpl
+
+    law, draws, _ = _source(source)
+    obs = _observed(source, runs)
+    if "loss" not in obs:
+        raise ValueError("plot_fit needs the observed runs: pass runs= (a Runs table)")
+    ax = _new_ax(ax)
+    y = obs["loss"]
+    if len(law.inputs) == 1 or not ("N" in law.inputs and "D" in law.inputs):
+        if len(law.inputs) != 1:
+            raise ValueError(f"plot_fit draws laws of N and D, or of one input; law {law.name!r} has {law.inputs}")
+        (name,) = law.inputs
+        x = obs[name]
+        grid = np.logspace(np.log10(x.min()) - 0.1, np.log10(x.max()) + 0.1, 80)
+        vals = _over_draws(lambda p, v: jnp.exp(law.log_loss(p, {name: v})), draws, grid)
+        med, [(lo, hi)] = _bands(vals, [prob])
+        if vals.shape[0] > 1:
+            ax.fill_between(grid, lo, hi, color=_BAND_COLOR, alpha=0.3, lw=0, label=f"{_pct(prob)} band")
+        ax.plot(grid, med, color=_BAND_COLOR, label=f"{law.name} (median)")
+        ax.scatter(x, y, s=12, color=_RUN_COLOR, zorder=3, label=f"runs ({len(y)})")
+        ax.set(xscale="log", yscale="log", xlabel=name, ylabel="loss",
+               title=f"{law.name}: runs and fitted law" + ("" if vals.shape[0] == 1 else f" ({_pct(prob)} band)"))
+        _plain_log_ticks(ax.yaxis)
+        ax.legend(fontsize="small")
+        return ax
+    if by not in ("N", "D"):
+        raise ValueError(f"by must be 'N' (curves per model size) or 'D' (curves per token count), not {by!r}")
+    other = "D" if by == "N" else "N"
+    extra = derived._check_extra(law, inputs, ("N", "D"))
+    g, x = obs[by], obs[other]
+    logg = np.log10(g)
+    levels = np.linspace(logg.min(), logg.max(), num_curves) if num_curves > 1 else np.array([np.median(logg)])
+    norm = mpl.colors.Normalize(logg.min(), logg.max() if logg.max() > logg.min() else logg.min() + 1)
+    cmap = mpl.colormaps["viridis"]
+    sc = ax.scatter(x, y, c=logg, cmap=cmap, norm=norm, s=14, edgecolors="none", zorder=3, alpha=0.85)
+    grid = np.logspace(np.log10(x.min()) - 0.15, np.log10(x.max()) + 0.15, 80)
+    single = next(iter(draws.values())).shape[0] == 1
+    for level in levels:
+        val = 10.0 ** level
+
+        def loss(p, v, val=val):
+            return jnp.exp(law.log_loss(p, dict(extra, **{by: val, other: v})))
+
+        vals = _over_draws(loss, draws, grid)
+        med, [(lo, hi)] = _bands(vals, [prob])
+        color = cmap(norm(level))
+        if not single:
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.25, lw=0)
+        ax.plot(grid, med, color=color, lw=1.6, label=f"{by} = {_sci(val)}")
+    what = {"D": "tokens D", "N": "parameters N"}[other]
+    ax.set(xscale="log", yscale="log", xlabel=what, ylabel="loss (nats/token)",
+           title=f"{law.name}: runs and fitted law" + ("" if single else f" ({_pct(prob)} bands)"))
+    ax.set_ylim(max(y.min() * 0.9, 1e-12), y.max() * 1.1)
+    _plain_log_ticks(ax.yaxis)
+    ax.figure.colorbar(sc, ax=ax, label=f"log10 {by} of the run")
+    ax.legend(fontsize="small", title="law at", title_fontsize="small", loc="upper right")
+    return ax
+
+
+# ---- compute-optimal forecasts ----------------------------------------------------------------------
+def plot_loss_frontier(source, budgets=None, *, runs=None, prob: float = DEFAULT_PROB, predictive: bool = True,
+                       inputs: Mapping[str, Any] | None = None, num_points: int = 60, seed: int = 0,
+                       show_runs: bool = True, ax=None):
+    """Loss at the compute-optimum L*(C) against compute, with its ``prob`` credible band, reaching out past
+    the target ``budgets`` (each marked with its median and interval).
+
+    ``predictive`` (posteriors only) adds the wider band of the loss one new run at the optimum would reach
+    (the mean law's band plus run-to-run noise, as ``Posterior.forecast``'s ``L_new``). Observed runs are
+    drawn in grey: they lie above the frontier, which is the lowest loss each compute can buy. Returns the
+    Axes (log compute axis).
+    """
+    from .posterior import Posterior
+
+    law, draws, post = _source(source)
+    obs = _observed(source, runs)
+    b = _budgets(budgets)
+    C = _compute_grid(obs, b, num_points)
+    ax = _new_ax(ax)
+    fn = lambda p, c: derived.loss_at_optimum(law, p, c, inputs=inputs)
+    vals = _over_draws(fn, draws, C)
+    med, [(lo, hi)] = _bands(vals, [prob])
+    single = vals.shape[0] == 1
+    if predictive and isinstance(post, Posterior) and not single:
+        key = jax.random.PRNGKey(seed)
+        idx = _thin(post.num_chains * post.num_draws)
+        sigma = np.stack([post._sigma(c).reshape(-1)[idx] for c in C], axis=1)
+        eps = post._unit_noise(key, sigma.shape)
+        pred = vals * np.exp(sigma * eps)
+        _, [(plo, phi)] = _bands(pred, [prob])
+        ax.fill_between(C, plo, phi, color=_PRED_COLOR, alpha=0.18, lw=0, label=f"one new run, {_pct(prob)}")
+    if not single:
+        ax.fill_between(C, lo, hi, color=_BAND_COLOR, alpha=0.35, lw=0, label=f"L*(C), {_pct(prob)} band")
+    ax.plot(C, med, color=_BAND_COLOR, lw=1.8, label="L*(C), median" if not single else "L*(C), point fit")
+    Cr = _compute_of(obs)
+    if show_runs and Cr is not None and "loss" in obs:
+        ax.scatter(Cr, obs["loss"], s=8, color=_RUN_COLOR, alpha=0.6, edgecolors="none", zorder=2,
+                   label=f"runs ({len(Cr)})")
+    if len(b):
+        bv = _over_draws(fn, draws, b)
+        bm, [(blo, bhi)] = _bands(bv, [prob])
+        ax.errorbar(b, bm, yerr=[bm - blo, bhi - bm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
+                    label="target budgets")
+        for c, m, h in zip(b, bm, bhi):
+            ax.annotate(f"{m:.3f}", (c, h), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8)
+    ax.set(xscale="log", xlabel=_flops_label(), ylabel="loss at the optimum L* (nats/token)",
+           title=f"{law.name}: compute-optimal loss")
+    ylo = np.nanmin(lo) * 0.97
+    yhi = min(np.nanmax(hi) * 1.03, np.nanmax(obs["loss"]) * 1.05) if "loss" in obs else np.nanmax(hi) * 1.03
+    ax.set_ylim(ylo, max(yhi, ylo * 1.1))
+    ax.legend(fontsize="small")
+    return ax
+
+
+_ALLOC = {
+    "N_opt": ("N_opt(C): compute-optimal parameters", lambda law, p, c, inputs: derived.compute_optimal(law, p, c, inputs=inputs)[0]),
+    "D_opt": ("D_opt(C): compute-optimal tokens", lambda law, p, c, inputs: derived.compute_optimal(law, p, c, inputs=inputs)[1]),
+    "D/N": ("D_opt / N_opt: tokens per parameter", lambda law, p, c, inputs: derived.tokens_per_param(law, p, c, inputs=inputs)),
+}
+
+
+def plot_allocation(source, budgets=None, *, quantity: str = "N_opt", probs=DEFAULT_FAN, runs=None,
+                    tokens_per_param: float | None = 20.0, inputs: Mapping[str, Any] | None = None,
+                    num_points: int = 60, ax=None):
+    """Fan chart of the compute-optimal allocation against compute (log-log): ``quantity`` is ``"N_opt"``,
+    ``"D_opt"`` or ``"D/N"``; one band per mass in ``probs`` (nested, widest palest), the median, the target
+    ``budgets`` with their widest interval, and for reference the allocation that a fixed
+    ``tokens_per_param`` ratio r gives (N = sqrt(C / 6r), D = sqrt(r C / 6); ``None`` leaves it out).
+    The range of the observed runs' compute is shaded. Returns the Axes.
+    """
+    if quantity not in _ALLOC:
+        raise ValueError(f"quantity must be one of {', '.join(_ALLOC)}, not {quantity!r}")
+    law, draws, _ = _source(source)
+    if not ("N" in law.inputs and "D" in law.inputs):
+        raise ValueError(f"law {law.name!r} has inputs {law.inputs}; an allocation needs a law of N and D")
+    obs = _observed(source, runs)
+    b = _budgets(budgets)
+    C = _compute_grid(obs, b, num_points)
+    ax = _new_ax(ax)
+    label, f = _ALLOC[quantity]
+    fn = lambda p, c: f(law, p, c, inputs)
+    vals = _over_draws(fn, draws, C)
+    probs = tuple(sorted(probs))
+    med, bands = _bands(vals, probs)
+    if vals.shape[0] > 1:
+        for q, (lo, hi), alpha in zip(probs[::-1], bands[::-1], np.linspace(0.15, 0.45, len(probs))):
+            ax.fill_between(C, lo, hi, color=_BAND_COLOR, alpha=alpha, lw=0, label=f"{_pct(q)} interval")
+    ax.plot(C, med, color=_BAND_COLOR, lw=1.8, label="median")
+    if tokens_per_param:
+        r, k = float(tokens_per_param), derived.FLOPS_PER_PARAM_TOKEN
+        ref = {"N_opt": np.sqrt(C / (k * r)), "D_opt": np.sqrt(r * C / k), "D/N": np.full_like(C, r)}[quantity]
+        ax.plot(C, ref, color="k", ls="--", lw=1, label=f"{r:g} tokens per parameter")
+    Cr = _compute_of(obs)
+    if Cr is not None and len(Cr):
+        ax.axvspan(Cr.min(), Cr.max(), color="0.9", zorder=0, label="compute of the runs")
+    if len(b):
+        bv = _over_draws(fn, draws, b)
+        bm, bb = _bands(bv, [probs[-1]])
+        blo, bhi = bb[0]
+        ax.errorbar(b, bm, yerr=[bm - blo, bhi - bm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
+                    label=f"target budgets ({_pct(probs[-1])})")
+        for c, m, h in zip(b, bm, bhi):
+            ax.annotate(_sci(m, 3), (c, h), textcoords="offset points", xytext=(-4, 4), ha="right", fontsize=8)
+    ax.set(xscale="log", yscale="log", xlabel=_flops_label(), ylabel=quantity, title=f"{law.name}: {label}")
+    ax.legend(fontsize="small", loc="upper left")
+    return ax
+
+
+# ---- the posterior itself ---------------------------------------------------------------------------
+def _free_names(post, var_names):
+    law = post.law
+    names = [n for n in (var_names or law.free_names) if n not in law.fixed_values]
+    if not names:
+        raise ValueError(f"law {law.name!r} has no free parameters to draw")
+    return names
+
+
+def plot_prior_posterior(post, *, var_names=None, priors: Mapping[str, Any] | None = None,
+                         num_prior_draws: int = 20000, seed: int = 0, axes=None):
+    """One panel per free parameter: the prior's density (line) and the posterior's (filled), each scaled to
+    a peak of 1 so that a narrow posterior and a broad prior are both visible; scale parameters (``log``
+    in the law) on a log10 axis. ``priors`` overrides the law's declared priors (pass the same overrides
+    given to the sampler). Returns the array of Axes."""
+    import matplotlib.pyplot as plt
+
+    names = _free_names(post, var_names)
+    priors = dict(priors or {})
+    if axes is None:
+        ncols = min(len(names), 3)
+        nrows = -(-len(names) // ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.6 * nrows), layout="constrained", squeeze=False)
+        for a in axes.ravel()[len(names):]:
+            a.set_visible(False)
+    flat_axes = np.asarray(axes).ravel()
+    key = jax.random.PRNGKey(seed)
+    flat = post.flat()
+    for i, (name, ax) in enumerate(zip(names, flat_axes)):
+        p = post.law.param(name)
+        prior = priors.get(name, p.prior)
+        pd_ = np.asarray(prior.sample(jax.random.fold_in(key, i), (num_prior_draws,)), float)
+        po = flat[name]
+        tf = (lambda v: np.log10(np.clip(v, 1e-300, None))) if p.log else (lambda v: v)
+        a, b = tf(pd_), tf(po)
+        a = a[np.isfinite(a)]
+        lo = min(np.quantile(a, 0.005), b.min())
+        hi = max(np.quantile(a, 0.995), b.max())
+        # each on its own bins: the posterior is often far narrower than the prior
+        for v, style, label in ((a, "line", "prior"), (b, "fill", "posterior")):
+            h, edges = np.histogram(v, bins=40, range=(lo, hi) if style == "line" else None)
+            mid = (edges[1:] + edges[:-1]) / 2
+            y = h / max(h.max(), 1)
+            if style == "line":
+                ax.plot(mid, y, color="0.3", lw=1.2, label=label)
+            else:
+                ax.fill_between(mid, 0, y, color=_BAND_COLOR, alpha=0.6, lw=0, label=label)
+        ax.set_xlim(lo, hi)
+        ax.set(xlabel=f"log10 {name}" if p.log else name, yticks=[], ylim=(0, 1.08))
+        ax.set_title(name, fontsize="medium")
+        if i == 0:
+            ax.legend(fontsize="x-small")
+    flat_axes[0].figure.suptitle("prior (line) and posterior (filled), each scaled to peak 1", fontsize="medium")
+    return axes
+
+
+def plot_predictive_check(post, *, prob: float = DEFAULT_PROB, seed: int = 0, ax=None):
+    """Posterior-predictive check: each run's log residual, log(observed loss) - median of the law's log loss,
+    against its compute, over the band of ``prob`` of the replicated residuals (noise as fitted). When the
+    model fits, about ``prob`` of the runs lie inside; those outside are marked. Returns the Axes."""
+    mu = post.log_loss_mean
+    if mu is None:
+        raise ValueError("this posterior holds no log_loss_mean (the law's prediction per run) to check against")
+    obs = post.observed
+    y = np.log(np.asarray(obs["loss"], float))
+    C = _compute_of({k: np.asarray(v, float) for k, v in obs.items()})
+    x, xlabel = (C, _flops_label()) if C is not None else (np.arange(len(y)) + 1.0, "run")
+    m = np.median(mu.reshape(-1, len(y)), axis=0)
+    rep = np.log(post.posterior_predictive(seed=seed)).reshape(-1, len(y)) - m
+    lo, hi = np.quantile(rep, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+    r = y - m
+    order = np.argsort(x)
+    ax = _new_ax(ax)
+    ax.fill_between(x[order], lo[order], hi[order], color=_PRED_COLOR, alpha=0.3, lw=0, step="mid",
+                    label=f"{_pct(prob)} posterior-predictive band")
+    inside = (r >= lo) & (r <= hi)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.scatter(x[inside], r[inside], s=10, color=_RUN_COLOR, zorder=3, label=f"runs inside ({inside.sum()})")
+    ax.scatter(x[~inside], r[~inside], s=18, color="C3", marker="x", zorder=3, label=f"runs outside ({(~inside).sum()})")
+    ax.set(xscale="log" if C is not None else "linear", xlabel=xlabel, ylabel="log(observed) - log(law, median)",
+           title=f"posterior-predictive check: {100 * inside.mean():.0f}% of runs inside the {_pct(prob)} band")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def _idata(post, var_names):
+    names = _free_names(post, var_names)
+    return post.to_inference_data(), names
+
+
+@contextlib.contextmanager
+def _quiet_arviz_ctx():
+    """arviz 0.23 calls a matplotlib helper that newer matplotlib deprecates; that warning is not the user's to act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*alias_mapping.*")
+        yield
+
+
+def plot_pairs(post, *, var_names=None, kind: str = "scatter", ax=None, **kwargs):
+    """Pairwise scatter of the posterior draws (arviz ``plot_pair``), divergent transitions marked; ridges
+    (e.g. A with alpha) show as thin diagonals. Returns arviz's array of Axes."""
+    import arviz as az
+
+    idata, names = _idata(post, var_names)
+    kwargs.setdefault("marginals", True)
+    kwargs.setdefault("scatter_kwargs", {"alpha": 0.4, "s": 4})
+    if ax is None:
+        kwargs.setdefault("figsize", (2.0 * len(names) + 1, 2.0 * len(names) + 1))
+        kwargs.setdefault("textsize", 10)
+    with _quiet_arviz_ctx():
+        axes = az.plot_pair(idata, var_names=names, kind=kind, divergences=True, ax=ax, **kwargs)
+    return _tight(axes, ax)
+
+
+def _tight(axes, given):
+    """Lay out a figure arviz made (not one the caller passed axes of) with the constrained engine."""
+    if given is None:
+        fig = np.asarray(axes).ravel()[0].figure
+        fig.set_layout_engine("constrained")
+    return axes
+
+
+def plot_trace(post, *, var_names=None, axes=None, **kwargs):
+    """Trace plot (arviz ``plot_trace``): per parameter, each chain's density and its draws in order.
+    Returns the ``(num_vars, 2)`` array of Axes."""
+    import arviz as az
+
+    idata, names = _idata(post, var_names)
+    if axes is None:
+        kwargs.setdefault("figsize", (9, 1.7 * len(names) + 0.6))
+    with _quiet_arviz_ctx():
+        out = az.plot_trace(idata, var_names=names, axes=axes, **kwargs)
+    return _tight(out, axes)
+
+
+def plot_rank(post, *, var_names=None, axes=None, **kwargs):
+    """Rank plot (arviz ``plot_rank``): histograms of each chain's ranks among all draws; flat and alike when
+    the chains mixed. Returns the array of Axes (one per parameter)."""
+    import arviz as az
+
+    idata, names = _idata(post, var_names)
+    if axes is None:
+        cols = min(len(names), 3)
+        kwargs.setdefault("figsize", (3.4 * cols, 2.6 * -(-len(names) // cols)))
+    with _quiet_arviz_ctx():
+        out = az.plot_rank(idata, var_names=names, ax=axes, **kwargs)
+    return _tight(out, axes)
+
+
+# ---- many families ----------------------------------------------------------------------------------
+def _family_sources(source, runs):
+    """``[(name, fitted object, runs or None)]`` from a BatchPosterior, BatchFit, HierarchicalPosterior or
+    a dict of fitted objects."""
+    from .hierarchical import HierarchicalPosterior
+
+    if isinstance(source, HierarchicalPosterior):
+        items = [(f, (source.law, source.family(f))) for f in source.families]
+    elif hasattr(source, "posteriors"):
+        items = list(source.posteriors.items())
+    elif hasattr(source, "fits"):
+        items = list(source.fits.items())
+    elif isinstance(source, Mapping):
+        items = list(source.items())
+    else:
+        raise TypeError("plot_families takes a BatchPosterior, BatchFit, HierarchicalPosterior or a dict of fits")
+    out = []
+    for name, fitted in items:
+        sub = None
+        if runs is not None:
+            if runs.family is None:
+                raise ValueError(f"{runs.source}: runs= for plot_families needs a family column")
+            sub = runs.select(runs.family == name)
+        out.append((str(name), fitted, sub))
+    return out
+
+
+def plot_families(source, budgets=None, *, runs=None, kind: str = "frontier", prob: float = DEFAULT_PROB,
+                  ncols: int = 3, max_families: int = 12, sharey: bool = True, axes=None, **kwargs):
+    """Small multiples, one panel per family: ``kind="frontier"`` (:func:`plot_loss_frontier`, the default)
+    or ``"allocation"`` (:func:`plot_allocation` of N_opt). ``source`` is a ``BatchPosterior``, ``BatchFit``,
+    ``HierarchicalPosterior`` or a dict ``{family: Posterior or PointFit}``; ``runs`` (with a family column)
+    adds each family's runs where the fitted object holds none. The first ``max_families`` families are
+    drawn. Returns the 2-D array of Axes."""
+    import matplotlib.pyplot as plt
+
+    if kind not in ("frontier", "allocation"):
+        raise ValueError(f"kind must be 'frontier' or 'allocation', not {kind!r}")
+    fams = _family_sources(source, runs)[:max_families]
+    if not fams:
+        raise ValueError("no families to draw")
+    if axes is None:
+        ncols = max(1, min(ncols, len(fams)))
+        nrows = -(-len(fams) // ncols)
+        _, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.9 * nrows), layout="constrained", squeeze=False,
+                               sharey=sharey and kind == "frontier", sharex=True)
+    axes = np.atleast_2d(axes)
+    flat = axes.ravel()
+    for a in flat[len(fams):]:
+        a.set_visible(False)
+    limits = []
+    for ax, (name, fitted, sub) in zip(flat, fams):
+        if kind == "frontier":
+            plot_loss_frontier(fitted, budgets, runs=sub, prob=prob, ax=ax, **kwargs)
+        else:
+            plot_allocation(fitted, budgets, runs=sub, probs=(prob,), ax=ax, **kwargs)
+        limits.append(ax.get_ylim())  # what this panel asked for; shared axes keep only the last call's
+        ax.set_title(name, fontsize="medium")
+        ax.set_xlabel("C (FLOPs)", fontsize="small")
+        ax.set_ylabel("L*" if kind == "frontier" else "N_opt", fontsize="small")
+        leg = ax.get_legend()
+        if leg is not None and ax is not flat[0]:
+            leg.remove()
+        elif leg is not None:
+            for t in leg.get_texts():
+                t.set_fontsize("x-small")
+    if flat[0].get_shared_y_axes().joined(flat[0], flat[min(1, len(flat) - 1)]) and len(flat) > 1:
+        lo, hi = zip(*limits)
+        flat[0].set_ylim(min(lo), max(hi))  # every panel's band and budgets in view
+    return axes

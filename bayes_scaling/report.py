@@ -1,0 +1,429 @@
+"""Reports a team can send around: one self-contained HTML page, a Markdown summary and a JSON file.
+
+:func:`write_report` writes into a folder::
+
+    report.html     the page: every figure embedded as a base64 PNG data URI, no script or style from the
+                    network, so it opens anywhere (mail it, attach it to a ticket)
+    report.md       the same tables in Markdown, figures linked from figures/
+    report.json     every number of the page, machine-readable (NaN written as null)
+    figures/*.png   the figures as files
+
+Contents, in order: data provenance (file, SHA-256, rows, the conventions used such as C = 6ND), the law,
+its priors and the noise model, the parameter table with equal-tailed and HDI intervals, the forecast table
+per budget, sampler diagnostics and the posterior-predictive check in plain words, and the figures of
+:mod:`bayes_scaling.plots`. Nothing is overwritten unless ``force=True``.
+
+>>> report_files("out")[:3]
+['out/report.html', 'out/report.md', 'out/report.json']
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import html
+import io
+import json
+import math
+import os
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+__all__ = ["write_report", "build_report", "provenance", "report_files", "FIGURES", "DEFAULT_BUDGETS"]
+
+DEFAULT_BUDGETS = (1e21, 5.76e23, 1e25)
+_FILES = ("report.html", "report.md", "report.json")
+
+#: (file stem, caption) of each figure, in the order the report shows them
+FIGURES = (
+    ("frontier", "Loss at the compute-optimum L*(C) against compute, with its credible band (blue) and the band of "
+                 "one new run's loss (orange), out to the target budgets (black: median and interval). Grey: the runs."),
+    ("n_opt", "Compute-optimal model size N_opt(C), fan chart of nested credible intervals (log-log); dashed: a fixed "
+              "20 tokens per parameter; grey span: the compute of the runs."),
+    ("d_opt", "Compute-optimal training tokens D_opt(C), as for N_opt."),
+    ("fit", "The runs (coloured by model size) against the fitted law at five model sizes, with credible bands."),
+    ("predictive_check", "Posterior-predictive check: each run's log residual against the band new runs would fall in."),
+    ("prior_posterior", "Each parameter's prior (line) and posterior (filled), each scaled to a peak of 1."),
+    ("pairs", "Pairs of posterior draws: thin diagonals are ridges the data do not resolve (e.g. A with alpha)."),
+    ("trace", "Trace plot: per parameter, each chain's density (left) and draws in order (right)."),
+    ("rank", "Rank plot: each chain's ranks among all draws; flat and alike when the chains mixed."),
+)
+
+
+def report_files(out_dir) -> list[str]:
+    """The files :func:`write_report` writes in ``out_dir`` (figures included)."""
+    out = [os.path.join(out_dir, f) for f in _FILES]
+    return out + [os.path.join(out_dir, "figures", f"{name}.png") for name, _ in FIGURES]
+
+
+# ---- provenance ------------------------------------------------------------------------------------------
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _rows_in_file(path) -> int | None:
+    try:
+        import pandas as pd
+
+        ext = os.path.splitext(str(path))[1].lower()
+        if ext in (".parquet", ".pq"):
+            return int(len(pd.read_parquet(path)))
+        return int(len(pd.read_csv(path, sep="\t" if ext in (".tsv", ".tab") else ",")))
+    except Exception:  # provenance is best effort: a table the loader read but pandas re-reads differently
+        return None
+
+
+def provenance(runs=None, *, path=None, num_runs: int | None = None, notes: Iterable[str] = ()) -> dict[str, Any]:
+    """Where the numbers came from: ``file`` (absolute path), ``sha256`` of its bytes, ``rows_in_file``,
+    ``runs_used``, the ``columns`` mapping (role -> column), and ``conventions`` (C = 6ND, units, any column
+    the loader filled from the others). ``path`` defaults to ``runs.source`` when that is a file."""
+    from .data import FLOPS_CONVENTION
+
+    path = path if path is not None else (runs.source if runs is not None and os.path.isfile(str(runs.source)) else None)
+    out: dict[str, Any] = {"file": None, "sha256": None, "bytes": None, "rows_in_file": None}
+    if path is not None:
+        path = os.path.abspath(os.fspath(path))
+        out.update(file=path, sha256=_sha256(path), bytes=os.path.getsize(path), rows_in_file=_rows_in_file(path))
+    out["source"] = runs.source if runs is not None else (path or "")
+    out["runs_used"] = int(len(runs)) if runs is not None else num_runs
+    out["columns"] = dict(runs.columns) if runs is not None else {}
+    conventions = [f"training compute {FLOPS_CONVENTION} (FLOPs; N parameters, D training tokens)",
+                   "loss in nats per token, as given in the table"]
+    conventions += list(runs.notes) if runs is not None else []
+    conventions += list(notes)
+    out["conventions"] = conventions
+    return out
+
+
+# ---- content --------------------------------------------------------------------------------------------
+def _clean(x):
+    """JSON-safe: NaN/inf -> None, NumPy scalars -> Python."""
+    if isinstance(x, Mapping):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def _plain_diagnostics(diag, ppc, settings) -> list[str]:
+    """Sentences a reader can act on."""
+    out = []
+    chains, draws = settings.get("num_chains"), settings.get("num_samples")
+    if diag["divergences"] == 0 and diag["max_r_hat"] <= 1.01 and diag["min_ess_bulk"] >= 400:
+        out.append(f"The sampler is healthy: no divergent transitions, the {chains} chains agree (max R-hat "
+                   f"{diag['max_r_hat']:.3f}), and at least {diag['min_ess_bulk']:.0f} effective draws per parameter.")
+    else:
+        out.append(f"The sampler needs attention: {diag['divergences']} divergent transitions, max R-hat "
+                   f"{diag['max_r_hat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f} (from {chains} chains x {draws} draws).")
+    out.extend(diag["warnings"])
+    cov, q = ppc["coverage"], ppc["prob"]
+    verdict = ("as expected when the model describes the runs" if abs(cov - q) <= 0.07 else
+               "fewer than expected: the noise model is too narrow or the law misses a trend" if cov < q else
+               "more than expected: the noise model is wider than the runs need")
+    out.append(f"Posterior-predictive check: {100 * cov:.0f}% of the runs lie inside their {100 * q:g}% predictive "
+               f"interval, {verdict}. Bayesian p-value of the residual spread: {ppc['p_value_spread']:.2f} "
+               "(near 0 or 1 flags a misfit).")
+    return out
+
+
+def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9, data_path=None,
+                 title: str | None = None, notes: Iterable[str] = (), inputs: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The report's content as a JSON-safe dict (no figures): ``title``, ``created``, ``provenance``,
+    ``law``, ``noise``, ``parameters``, ``forecast``, ``diagnostics``, ``predictive_check``, ``sampler``,
+    ``point_fit``."""
+    from . import __version__
+
+    law = post.law
+    pct = f"{100 * prob:g}%"
+    table = post.summary(prob=prob)
+    params = []
+    for name, r in table.iterrows():
+        params.append({"name": name, "median": r["median"], "mean": r["mean"], "sd": r["sd"],
+                       "lo": r[f"eti_{pct}_lo"], "hi": r[f"eti_{pct}_hi"], "hdi_lo": r[f"hdi_{pct}_lo"],
+                       "hdi_hi": r[f"hdi_{pct}_hi"], "r_hat": r["r_hat"], "ess_bulk": r["ess_bulk"], "ess_tail": r["ess_tail"]})
+    forecast = None
+    if ("N" in law.inputs and "D" in law.inputs) or law.inputs == ("C",):
+        forecast = post.forecast(budgets, prob=prob, inputs=inputs).to_dict(orient="records")
+    diag = post.diagnostics(budgets=budgets)
+    ppc = post.predictive_check(prob=prob)
+    s = post.settings
+    recorded = s.get("priors", {})
+    law_info = {
+        "name": law.name, "formula": law.formula, "inputs": list(law.inputs), "reference": law.reference,
+        "fixed": law.fixed_values,
+        "parameters": [{"name": p.name, "prior": _prior(recorded, p), "doc": p.doc,
+                        "fixed": law.fixed_values.get(p.name)} for p in law.params],
+    }
+    noise = {"likelihood": s.get("likelihood"), "shape": s.get("shape"),
+             "sigma_prior": f"HalfNormal({s.get('noise_scale', 0.1)})",
+             "varies_with_compute": s.get("noise_varies_with_compute"),
+             "description": _noise_words(s)}
+    sampler = {k: s.get(k) for k in ("num_chains", "num_warmup", "num_samples", "seed", "target_accept", "dense_mass",
+                                     "chain_method", "init", "seconds")}
+    prov = provenance(runs, path=data_path, num_runs=len(post.observed.get("loss", [])), notes=notes)
+    return _clean({
+        "title": title or f"{law.name} law: posterior forecast",
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "bayes_scaling_version": __version__,
+        "prob": prob, "interval": f"{pct} equal-tailed (HDI alongside)",
+        "budgets": list(np.asarray(budgets, float)),
+        "provenance": prov, "law": law_info, "noise": noise, "parameters": params, "forecast": forecast,
+        "exponent_a": _exponent_a(post, prob),
+        "diagnostics": {**diag, "plain": _plain_diagnostics(diag, ppc, s)}, "predictive_check": ppc,
+        "sampler": sampler, "point_fit": post.point_fit,
+    })
+
+
+def _prior(recorded, p) -> str:
+    """The prior the sampler recorded for parameter ``p``; the law's own where none (or an old object repr) is."""
+    from .laws import prior_text
+
+    text = recorded.get(p.name)
+    return text if text and not text.startswith("<") else prior_text(p.prior)
+
+
+def _noise_words(s) -> str:
+    lik = s.get("likelihood", "student_t")
+    kind = {"student_t": f"Student-t (nu = {s.get('shape')})", "gaussian": "Gaussian",
+            "huber": f"Huber density (k = {s.get('shape')} sigmas)"}.get(lik, lik)
+    scale = ("sigma x exp(gamma (log C - mean log C)), gamma ~ Normal(0, 0.5): the noise may grow or shrink with compute"
+             if s.get("noise_varies_with_compute") else "a constant sigma")
+    return f"{kind} noise on log loss with scale {scale}; sigma ~ HalfNormal({s.get('noise_scale', 0.1)})"
+
+
+def _exponent_a(post, prob):
+    from .posterior import interval
+
+    if not ({"alpha", "beta"} <= set(post.draws) and post.law.optimum is not None):
+        return None
+    a = post.exponent_a()
+    lo, hi = interval(a, prob)
+    return {"median": float(np.median(a)), "lo": lo, "hi": hi}
+
+
+# ---- figures -----------------------------------------------------------------------------------------
+def render_figures(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9, dpi: int = 100,
+                   inputs=None) -> dict[str, bytes]:
+    """Each figure of :data:`FIGURES` that applies to the law, as PNG bytes keyed by name."""
+    import matplotlib
+
+    from . import plots
+
+    law = post.law
+    nd = "N" in law.inputs and "D" in law.inputs
+    makers = {
+        "frontier": lambda: plots.plot_loss_frontier(post, budgets, runs=runs, prob=prob, inputs=inputs),
+        "n_opt": (lambda: plots.plot_allocation(post, budgets, runs=runs, quantity="N_opt", inputs=inputs)) if nd else None,
+        "d_opt": (lambda: plots.plot_allocation(post, budgets, runs=runs, quantity="D_opt", inputs=inputs)) if nd else None,
+        "fit": lambda: plots.plot_fit(post, runs, prob=prob, inputs=inputs),
+        "predictive_check": lambda: plots.plot_predictive_check(post, prob=prob),
+        "prior_posterior": lambda: plots.plot_prior_posterior(post),
+        "pairs": lambda: plots.plot_pairs(post),
+        "trace": lambda: plots.plot_trace(post),
+        "rank": lambda: plots.plot_rank(post),
+    }
+    if not (nd or law.inputs == ("C",)):
+        makers["frontier"] = None
+    out = {}
+    with matplotlib.rc_context({"figure.max_open_warning": 0}):
+        import matplotlib.pyplot as plt
+
+        for name, _ in FIGURES:
+            make = makers.get(name)
+            if make is None:
+                continue
+            obj = make()
+            fig = np.asarray(obj).ravel()[0].figure
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=dpi)
+            plt.close(fig)
+            out[name] = buf.getvalue()
+    return out
+
+
+# ---- rendering ---------------------------------------------------------------------------------------
+def _num(v, kind="g") -> str:
+    if v is None:
+        return "–"
+    if kind == "loss":
+        return f"{v:.4f}"
+    if kind == "ratio":
+        return f"{v:.1f}"
+    return f"{v:.4g}"
+
+
+def _tables(data) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(id, heading, header, rows) of every table, shared by the HTML and the Markdown."""
+    prov = data["provenance"]
+    pct = f"{100 * data['prob']:g}%"
+    t = []
+    rows = [["file", prov["file"] or prov["source"]], ["SHA-256", prov["sha256"] or "– (not a file)"],
+            ["rows in file", str(prov["rows_in_file"]) if prov["rows_in_file"] is not None else "–"],
+            ["runs used", str(prov["runs_used"])],
+            ["columns", ", ".join(f"{k} = {v!r}" for k, v in prov["columns"].items()) or "–"]]
+    rows += [["convention", c] for c in prov["conventions"]]
+    t.append(("provenance", "Data provenance", ["", ""], rows))
+    law = data["law"]
+    rows = [[p["name"], f"fixed at {p['fixed']:g}" if p["fixed"] is not None else p["prior"], p["doc"]]
+            for p in law["parameters"]]
+    rows.append(["noise", data["noise"]["description"], ""])
+    t.append(("law", f"Law and priors: {law['name']}, {law['formula']}", ["parameter", "prior", "meaning"], rows))
+    rows = [[p["name"], _num(p["median"]), f"({_num(p['lo'])}, {_num(p['hi'])})", f"({_num(p['hdi_lo'])}, {_num(p['hdi_hi'])})",
+             _num(p["r_hat"]) if p["r_hat"] is None else f"{p['r_hat']:.3f}",
+             _num(p["ess_bulk"]) if p["ess_bulk"] is None else f"{p['ess_bulk']:.0f}"] for p in data["parameters"]]
+    t.append(("parameters", f"Parameters: posterior median and {pct} intervals",
+              ["parameter", "median", f"{pct} equal-tailed", f"{pct} HDI", "R-hat", "bulk ESS"], rows))
+    if data["forecast"]:
+        f0 = data["forecast"][0]
+        cols = [c for c in ("N_opt", "D_opt", "D/N", "L*") if c in f0]
+        kinds = {"L*": "loss", "D/N": "ratio"}
+        rows = []
+        for r in data["forecast"]:
+            cells = [f"{r['budget']:.3g}"]
+            for c in cols:
+                k = kinds.get(c, "g")
+                cells.append(f"{_num(r[c], k)} ({_num(r[c + '_lo'], k)}, {_num(r[c + '_hi'], k)})")
+            cells.append(f"({_num(r['L_new_lo'], 'loss')}, {_num(r['L_new_hi'], 'loss')})")
+            rows.append(cells)
+        t.append(("forecast", f"Forecast per budget: median ({pct} interval); C = 6ND FLOPs",
+                  ["budget C (FLOPs)"] + cols + ["one new run's loss"], rows))
+    return t
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em} th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f3f5f8} td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:1.2em 0} figure img{max-width:100%;height:auto;border:1px solid #eee} figcaption{font-size:.9em;color:#555}
+.meta{color:#666;font-size:.9em} code{background:#f3f3f3;padding:0 .2em} li{margin:.3em 0}
+"""
+
+# On load, record in the DOM whether every image decoded (a headless browser test reads it back).
+_CHECK_SCRIPT = """
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (im) { return im.complete && im.naturalWidth > 0; });
+  document.body.setAttribute("data-images-total", String(imgs.length));
+  document.body.setAttribute("data-images-loaded", String(ok.length));
+  document.body.setAttribute("data-report-status", imgs.length > 0 && ok.length === imgs.length ? "ok" : "broken");
+});
+"""
+
+
+def render_html(data, figures: Mapping[str, bytes]) -> str:
+    e = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{e(data['title'])}</title><style>{_CSS}</style>",
+             f"<script>{_CHECK_SCRIPT}</script></head>", '<body data-report-status="loading">',
+             f"<h1>{e(data['title'])}</h1>",
+             f"<p class=\"meta\">Written {e(data['created'])} by bayes_scaling {e(data['bayes_scaling_version'])}. "
+             f"Intervals: {e(data['interval'])}.</p>"]
+    ex = data.get("exponent_a")
+    headline = []
+    if data["forecast"]:
+        for r in data["forecast"]:
+            if "N_opt" in r:
+                headline.append(f"At C = {r['budget']:.3g} FLOPs: N_opt {r['N_opt']:.3g} ({r['N_opt_lo']:.3g}, "
+                                f"{r['N_opt_hi']:.3g}), D_opt {r['D_opt']:.3g}, L* {r['L*']:.4f} ({r['L*_lo']:.4f}, {r['L*_hi']:.4f}).")
+    if ex:
+        headline.append(f"Exponent a (N_opt ∝ C^a): {ex['median']:.3f} ({ex['lo']:.3f}, {ex['hi']:.3f}).")
+    if headline:
+        parts.append("<h2>In short</h2><ul>" + "".join(f"<li>{e(h)}</li>" for h in headline) + "</ul>")
+    for tid, heading, header, rows in _tables(data):
+        parts.append(f"<h2>{e(heading)}</h2>")
+        parts.append(f'<table id="{tid}">')
+        if any(header):
+            parts.append("<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr></thead>")
+        parts.append("<tbody>")
+        for row in rows:
+            parts.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>")
+        parts.append("</tbody></table>")
+    parts.append("<h2>Diagnostics in plain words</h2><ul id=\"diagnostics\">")
+    parts += [f"<li>{e(s)}</li>" for s in data["diagnostics"]["plain"]]
+    parts.append("</ul>")
+    sm = data["sampler"]
+    parts.append(f"<p class=\"meta\">NUTS: {sm.get('num_chains')} chains x ({sm.get('num_warmup')} warm-up + "
+                 f"{sm.get('num_samples')} draws), seed {sm.get('seed')}, target acceptance {sm.get('target_accept')}, "
+                 f"start: {e(str(sm.get('init')))}.</p>")
+    parts.append("<h2>Figures</h2>")
+    captions = dict(FIGURES)
+    for name, png in figures.items():
+        b64 = base64.b64encode(png).decode("ascii")
+        parts.append(f'<figure id="fig-{name}"><img src="data:image/png;base64,{b64}" alt="{e(name)}">'
+                     f"<figcaption>{e(captions.get(name, name))}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_markdown(data, figures: Iterable[str]) -> str:
+    lines = [f"# {data['title']}", "", f"Written {data['created']} by bayes_scaling {data['bayes_scaling_version']}. "
+             f"Intervals: {data['interval']}.", ""]
+    for tid, heading, header, rows in _tables(data):
+        lines += [f"## {heading}", ""]
+        head = header if any(header) else ["item", "value"]
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
+        lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+        lines.append("")
+    lines += ["## Diagnostics in plain words", ""] + [f"- {s}" for s in data["diagnostics"]["plain"]] + [""]
+    captions = dict(FIGURES)
+    lines += ["## Figures", ""]
+    for name in figures:
+        lines += [f"![{name}](figures/{name}.png)", "", f"*{captions.get(name, name)}*", ""]
+    return "\n".join(lines)
+
+
+def write_report(post, out_dir, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9, data_path=None,
+                 title: str | None = None, notes: Iterable[str] = (), inputs=None, force: bool = False,
+                 dpi: int = 100) -> dict[str, str]:
+    """Write report.html, report.md, report.json and figures/*.png for posterior ``post`` into ``out_dir``.
+
+    runs:      the :class:`~bayes_scaling.Runs` the posterior was sampled on (provenance, figures); without
+               it the data stored in the posterior are drawn and provenance names ``data_path`` only.
+    data_path: the file to hash (default ``runs.source`` when it is a file).
+    notes:     extra conventions or caveats for the provenance table (e.g. the subset used).
+    force:     replace existing report files; without it an existing one raises ``FileExistsError``.
+
+    Returns ``{"html": path, "markdown": path, "json": path, "figures": folder}``.
+    """
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise FileExistsError(f"{out_dir}: exists and is not a directory")
+    existing = [p for p in report_files(out_dir) if os.path.exists(p)]
+    if existing and not force:
+        raise FileExistsError(f"{existing[0]} exists; not overwriting it (pass force=True / --force to replace it)")
+    data = build_report(post, runs=runs, budgets=budgets, prob=prob, data_path=data_path, title=title, notes=notes,
+                        inputs=inputs)
+    figures = render_figures(post, runs=runs, budgets=budgets, prob=prob, dpi=dpi, inputs=inputs)
+    fig_dir = os.path.join(out_dir, "figures")
+    os.makedirs(fig_dir, exist_ok=True)
+    for name, png in figures.items():
+        with open(os.path.join(fig_dir, f"{name}.png"), "wb") as fh:
+            fh.write(png)
+    data["figures"] = [{"name": n, "file": f"figures/{n}.png", "caption": dict(FIGURES)[n]} for n in figures]
+    paths = {"html": os.path.join(out_dir, "report.html"), "markdown": os.path.join(out_dir, "report.md"),
+             "json": os.path.join(out_dir, "report.json"), "figures": fig_dir}
+    with open(paths["html"], "w", encoding="utf-8") as fh:
+        fh.write(render_html(data, figures))
+    with open(paths["markdown"], "w", encoding="utf-8") as fh:
+        fh.write(render_markdown(data, figures))
+    with open(paths["json"], "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, allow_nan=False)
+        fh.write("\n")
+    return paths

@@ -1,0 +1,216 @@
+"""Every plot function renders to PNG and draws what it claims: bands, scales, labels, points."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
+
+from bayes_scaling import load_runs, plots  # noqa: E402
+
+BUDGETS = [1e21, 5.76e23, 1e25]
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def png(ax_or_axes) -> bytes:
+    fig = np.asarray(ax_or_axes).ravel()[0].figure
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=50)
+    data = buf.getvalue()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    return data
+
+
+def bands(ax):
+    return [c for c in ax.collections if type(c) is PolyCollection or c.__class__.__name__ == "FillBetweenPolyCollection"]
+
+
+def scatter_points(ax) -> int:
+    return sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+
+
+def test_lazy_imports():
+    import subprocess
+    import sys
+
+    code = "import sys, bayes_scaling, bayes_scaling.plots, bayes_scaling.report; print('matplotlib' in sys.modules, 'arviz' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
+
+
+def test_fit_by_model_size(small_posterior):
+    ax = plots.plot_fit(small_posterior, num_curves=4)
+    png(ax)
+    assert len(bands(ax)) == 4 and len(ax.get_lines()) == 4
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert ax.get_xlabel() == "tokens D" and "loss" in ax.get_ylabel()
+    assert scatter_points(ax) == 240
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert all(lab.startswith("N = ") for lab in labels)
+    # the bands are the mean law's: each median line lies inside its band
+    for line, band in zip(ax.get_lines(), bands(ax)):
+        x, y = line.get_data()
+        verts = band.get_paths()[0].vertices
+        assert verts[:, 0].min() <= x.min() * 1.0001 and verts[:, 0].max() >= x.max() * 0.9999
+
+
+def test_fit_by_tokens_and_point_fit(small_posterior, chinchilla_runs, chinchilla_fit):
+    ax = plots.plot_fit(small_posterior, by="D", num_curves=3)
+    png(ax)
+    assert ax.get_xlabel() == "parameters N" and len(bands(ax)) == 3
+    ax = plots.plot_fit(chinchilla_fit, chinchilla_runs, num_curves=3)
+    png(ax)
+    assert bands(ax) == [] and len(ax.get_lines()) == 3  # a point fit has no band
+    with pytest.raises(ValueError, match="by must be"):
+        plots.plot_fit(small_posterior, by="C")
+
+
+def test_loss_frontier_reaches_the_budgets(small_posterior):
+    ax = plots.plot_loss_frontier(small_posterior, BUDGETS)
+    png(ax)
+    assert ax.get_xscale() == "log"
+    pred, mean = bands(ax)  # the predictive band first (underneath), then the mean law's
+    for band in (pred, mean):
+        x = band.get_paths()[0].vertices[:, 0]
+        assert x.max() >= 2.9 * max(BUDGETS)  # the band reaches past the largest target budget
+    lo_m, hi_m = _band_limits(mean)
+    lo_p, hi_p = _band_limits(pred)
+    assert np.all(lo_p <= lo_m + 1e-9) and np.all(hi_p >= hi_m - 1e-9)  # one new run is less certain than the mean
+    # the budget markers show the same medians as the forecast table
+    table = small_posterior.forecast(BUDGETS)
+    marks = [c for c in ax.containers if hasattr(c, "lines")][0].lines[0]
+    np.testing.assert_allclose(marks.get_xdata(), BUDGETS)
+    np.testing.assert_allclose(marks.get_ydata(), table["L*"], rtol=1e-9)
+    ax = plots.plot_loss_frontier(small_posterior, BUDGETS, predictive=False)
+    assert len(bands(ax)) == 1
+
+
+def _band_limits(band):
+    v = band.get_paths()[0].vertices
+    n = (len(v) - 1) // 2
+    lower = v[1:n + 1] if v[1, 0] < v[n, 0] else v[n + 1:-1][::-1]
+    upper = v[n + 2:-1][::-1] if v[1, 0] < v[n, 0] else v[1:n + 1]
+    m = min(len(lower), len(upper))
+    return lower[:m, 1], upper[:m, 1]
+
+
+@pytest.mark.parametrize("quantity", ["N_opt", "D_opt", "D/N"])
+def test_allocation_fan_chart(small_posterior, quantity):
+    ax = plots.plot_allocation(small_posterior, BUDGETS, quantity=quantity)
+    png(ax)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log" and ax.get_ylabel() == quantity
+    fan = bands(ax)
+    assert len(fan) == 3
+    widths = [np.ptp(np.log(b.get_paths()[0].vertices[:, 1])) for b in fan]
+    assert widths[0] >= widths[1] >= widths[2]  # 95% drawn first (widest), then 80%, then 50%
+    x = fan[0].get_paths()[0].vertices[:, 0]
+    assert x.max() >= 2.9 * max(BUDGETS)
+    ref = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"][0]
+    C, y = ref.get_data()
+    expect = {"N_opt": np.sqrt(C / 120), "D_opt": np.sqrt(20 * C / 6), "D/N": np.full_like(C, 20.0)}[quantity]
+    np.testing.assert_allclose(y, expect, rtol=1e-12)
+    marks = [c for c in ax.containers if hasattr(c, "lines")][0].lines[0]
+    np.testing.assert_allclose(marks.get_ydata(), small_posterior.forecast(BUDGETS)[quantity], rtol=1e-9)
+
+
+def test_allocation_rejects_laws_without_N_and_D():
+    law = "power_law"
+    with pytest.raises(ValueError, match="needs a law of N and D"):
+        plots.plot_allocation((law, {"k": [1.0, 2.0], "p": [0.1, 0.2]}), BUDGETS)
+
+
+def test_prior_posterior(small_posterior):
+    axes = plots.plot_prior_posterior(small_posterior)
+    png(axes)
+    shown = [a for a in axes.ravel() if a.get_visible()]
+    assert [a.get_title() for a in shown] == ["E", "A", "B", "alpha", "beta"]
+    assert [a.get_xlabel() for a in shown] == ["log10 E", "log10 A", "log10 B", "alpha", "beta"]
+    for a in shown:
+        (prior,) = a.get_lines()
+        (post,) = bands(a)
+        post_x = post.get_paths()[0].vertices[:, 0]
+        assert np.ptp(post_x) < np.ptp(prior.get_xdata())  # the data narrowed every parameter
+
+
+def test_predictive_check(small_posterior):
+    ax = plots.plot_predictive_check(small_posterior)
+    png(ax)
+    assert ax.get_xscale() == "log" and len(bands(ax)) == 1
+    assert scatter_points(ax) == 240
+    inside = small_posterior.predictive_check(0.9)["coverage"]
+    assert f"{100 * inside:.0f}% of runs inside" in ax.get_title()
+
+
+def test_arviz_pair_trace_rank(small_posterior):
+    axes = plots.plot_pairs(small_posterior)
+    png(axes)
+    assert axes.shape == (5, 5)
+    assert axes[-1, 0].get_xlabel() == "E" and axes[-1, -1].get_xlabel() == "beta"
+    assert scatter_points(axes[3, 1]) == small_posterior.num_chains * small_posterior.num_draws  # alpha vs A
+    axes = plots.plot_trace(small_posterior, var_names=["alpha", "beta"])
+    png(axes)
+    assert axes.shape == (2, 2) and [a.get_title() for a in axes[:, 1]] == ["alpha", "beta"]
+    assert len(axes[0, 1].get_lines()) == small_posterior.num_chains
+    axes = plots.plot_rank(small_posterior)
+    png(axes)
+    assert sorted(a.get_title() for a in np.ravel(axes) if a.get_visible() and a.get_title()) == sorted(["E", "A", "B", "alpha", "beta"])
+
+
+def test_families_small_multiples(small_posterior, chinchilla_runs, chinchilla_fit):
+    df = pd.DataFrame({"N": chinchilla_runs.N, "C": chinchilla_runs.C, "loss": chinchilla_runs.loss,
+                       "fam": np.where(chinchilla_runs.N < np.median(chinchilla_runs.N), "small", "large")})
+    runs = load_runs(df, family="fam")
+    flat = small_posterior.flat()
+    fitted = {"small": chinchilla_fit, "large": ("chinchilla", {k: v[:50] for k, v in flat.items()}),
+              "posterior": small_posterior}
+    axes = plots.plot_families(fitted, BUDGETS, ncols=2)
+    png(axes)
+    assert axes.shape == (2, 2)
+    shown = [a for a in axes.ravel() if a.get_visible()]
+    assert [a.get_title() for a in shown] == ["small", "large", "posterior"]
+    assert [len(bands(a)) for a in shown] == [0, 1, 2]  # point fit: none; draws: the mean band; posterior: + predictive
+    axes = plots.plot_families({"small": chinchilla_fit, "large": chinchilla_fit}, BUDGETS, runs=runs, kind="allocation")
+    assert [scatter_points(a) for a in axes.ravel()] == [0, 0]
+    assert all(a.get_yscale() == "log" for a in axes.ravel())
+    axes = plots.plot_families({"small": chinchilla_fit}, BUDGETS, runs=runs)
+    assert scatter_points(axes.ravel()[0]) == int(np.sum(runs.family == "small"))
+
+
+def test_families_from_a_hierarchical_posterior(small_posterior):
+    from bayes_scaling.hierarchical import HierarchicalPosterior
+
+    law = small_posterior.law
+    draws = {k: np.stack([v, v * (1.02 if k == "E" else 1.0)], axis=-1) for k, v in small_posterior.draws.items()}
+    hp = HierarchicalPosterior(law=law, families=("base", "shifted"), modes={"alpha": "complete", "beta": "complete"},
+                               draws=draws, population={}, noise={"sigma": np.stack([small_posterior.noise["sigma"]] * 2, -1)},
+                               sample_stats=small_posterior.sample_stats)
+    axes = plots.plot_families(hp, BUDGETS, show_runs=False)
+    png(axes)
+    a, b = axes.ravel()
+    assert (a.get_title(), b.get_title()) == ("base", "shifted") and len(bands(a)) == len(bands(b)) == 1
+    # the shifted family's floor E is 2% higher: its frontier lies above the other's everywhere
+    assert np.all(b.get_lines()[0].get_ydata() > a.get_lines()[0].get_ydata())
+
+
+def test_shared_y_axis_shows_every_family(small_posterior, chinchilla_fit):
+    low = dict(chinchilla_fit.params, E=chinchilla_fit.params["E"] - 0.5)
+    axes = plots.plot_families({"base": chinchilla_fit, "lower": ("chinchilla", {k: [v] for k, v in low.items()})},
+                               BUDGETS, show_runs=False)
+    a, b = axes.ravel()
+    assert a.get_ylim() == b.get_ylim()
+    lo, hi = a.get_ylim()
+    for ax in (a, b):
+        y = ax.get_lines()[0].get_ydata()
+        assert lo <= y.min() and y.max() <= hi  # neither family's frontier is cut off
