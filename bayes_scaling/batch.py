@@ -109,9 +109,9 @@ class BatchFit:
         return pd.DataFrame(rows)
 
 
-def _batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, max_steps, chunk, family_chunk):
+def _batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, max_steps, chunk, family_chunk, newton_first=0):
     one = lambda a: _multistart_impl(a[0], a[1], a[2], a[3], hyper, law=law, kind=kind, prior=prior,
-                                     max_steps=max_steps, chunk=chunk)
+                                     max_steps=max_steps, chunk=chunk, newton_first=newton_first)
     if family_chunk >= theta0s.shape[0]:
         return jax.vmap(lambda th, x, y, m: one((th, x, y, m)))(theta0s, X, logy, mask)
     # on CPU families run one after another inside one compiled loop: a vmapped L-BFGS runs every
@@ -119,7 +119,7 @@ def _batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, max_steps, c
     return jax.lax.map(one, (theta0s, X, logy, mask), batch_size=family_chunk if family_chunk > 1 else None)
 
 
-_batch = jax.jit(_batch_impl, static_argnames=("law", "kind", "prior", "max_steps", "chunk", "family_chunk"))
+_batch = jax.jit(_batch_impl, static_argnames=("law", "kind", "prior", "max_steps", "chunk", "family_chunk", "newton_first"))
 
 
 _SHARDED: dict = {}
@@ -278,7 +278,7 @@ def _warm(grid, X, logy, mask, hyper, F, dtype, num_pilots, num_warm, verify, se
                                   prior=static["prior"], family_chunk=int(min(fc, 16))))
     keep = np.argsort(f0, axis=1, kind="stable")[:, : int(num_warm)]
     out = _batch_sharded(jnp.asarray(cands[keep], dtype), X, logy, mask, hyper, devices=devices,
-                         chunk=int(min(chunk, keep.shape[1])), family_chunk=fc, **static)
+                         chunk=int(min(chunk, keep.shape[1])), family_chunk=fc, newton_first=8, **static)
     out = [np.array(a) for a in out]  # writable copies
     K = out[0].shape[1]
     rank = lambda f: np.argsort(np.where(np.isfinite(f), f, np.inf), kind="stable")[:K]
