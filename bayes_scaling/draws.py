@@ -4,7 +4,9 @@ through points with errors), sampled with the package's one NUTS machinery.
 :func:`sample_model` runs :func:`~bayes_scaling.sampling.run_nuts` (chains started at Laplace draws around
 the posterior mode, dense mass matrix) on one NumPyro model; :func:`sample_models` runs the same model on
 many padded, masked datasets in one compiled call (``sampling._families_fn``: vmapped on GPU/TPU, one after
-another in a compiled loop on CPU). Both return :class:`Draws`: arrays ``(chain, draw, ...)`` per site,
+another in a compiled loop on CPU). numpyro's shrinkage of the adapted mass matrix is on here (unlike
+for loss laws): these models have tens of parameters (one vertex, height and curvature per budget), more
+than the first warm-up window has draws, and an unshrunk dense estimate is then singular. Both return :class:`Draws`: arrays ``(chain, draw, ...)`` per site,
 sample stats named as arviz names them, and :meth:`Draws.diagnostics` in plain words (divergences, R-hat,
 bulk and tail ESS, never hidden).
 """
@@ -79,7 +81,7 @@ class Draws:
 
 def _settings(num_warmup, num_samples, num_chains, target_accept, chain_method):
     return dict(dense_mass=True, target_accept=float(target_accept), max_tree_depth=10, num_warmup=int(num_warmup),
-                num_samples=int(num_samples), num_chains=int(num_chains), chain_method=chain_method, regularize=False)
+                num_samples=int(num_samples), num_chains=int(num_chains), chain_method=chain_method, regularize=True)
 
 
 def sample_model(model, args, values: Mapping[str, Any], *, watch: Sequence[str], seed: int = 0,
@@ -91,7 +93,7 @@ def sample_model(model, args, values: Mapping[str, Any], *, watch: Sequence[str]
 
     samples, stats, laplace_ok, method = run_nuts(
         model, args, values, seed=seed, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-        chain_method=chain_method, target_accept=target_accept)
+        chain_method=chain_method, target_accept=target_accept, regularize_mass_matrix=True)
     return Draws(draws=samples, sample_stats=stats, watch=tuple(watch),
                  settings={"num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains,
                            "seed": seed, "chain_method": method, "target_accept": target_accept,
