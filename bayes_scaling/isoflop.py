@@ -3,18 +3,23 @@
 **IsoFLOP.** Runs share a compute budget C_k and differ in size N. Per budget a parabola of loss in
 x = log N,
 
-    L_ki = L*_k + h_k (x_ki - v_k)^2 + noise,       noise ~ StudentT(4, 0, sigma),
+    L_ki = L*_k + h_k (x_ki - v_k)^2 + noise,       noise ~ StudentT(4, 0, sigma_k),
 
-whose vertex v_k = log N_opt(C_k) is tied to the budgets' power law in one joint (hierarchical) model,
+whose vertex v_k = log N_opt(C_k) lies on the budgets' power law, in one joint model,
 
-    v_k ~ Normal(m + a (log C_k - mean log C), tau),
+    v_k = m + a (log C_k - mean log C),
 
-so each vertex's uncertainty (few runs, a flat curve) carries into the exponent a (N_opt ∝ C^a) and the
-scatter tau of the vertices about the law is estimated, not assumed zero. Priors: a ~ Normal(0.5, 0.5),
-m ~ Normal(mean of the budgets' best log N, 3), tau ~ HalfNormal(0.3), L*_k ~ Normal(best loss_k, 1),
-log h_k ~ Normal(log 0.2, 2), sigma ~ HalfNormal(0.1). D_opt(C_k) = C_k / (r_k N_opt(C_k)) with
-r_k = C/(N D) of the budget's runs (6 under C = 6ND), and b (D_opt ∝ C^b) is the least-squares slope of
-log D_opt over the budgets, draw by draw (b = 1 - a when r is the same at every budget).
+so each vertex's uncertainty (few runs, a flat curve) carries into the exponent a (N_opt ∝ C^a): a budget
+whose parabola is poorly pinned down pulls on a less. This is the published Approach 2 (the vertices
+regressed on log C, each weighted by its precision; Porian et al. weight by 1/std^2 of their bootstrapped
+optima), done in one posterior. ``scatter=True`` lets the vertices scatter about the law,
+v_k ~ Normal(line, tau), tau ~ LogNormal(log 0.05, 1) (boundary-avoiding: with a prior allowing tau = 0 the
+joint density is unbounded where every vertex sits on the line): wider, more conservative intervals, but a
+systematic vertex bias (below) is then absorbed as scatter rather than shown. Priors: a ~ Normal(0.5, 0.5),
+m ~ Normal(least-squares intercept, 3), L*_k ~ Normal(best loss_k, 1), log h_k ~ Normal(log 0.2, 2), sigma_k ~ HalfNormal(0.1) (per budget: a parabola's misfit to the loss
+curve grows with the curve's height, which changes with C). D_opt(C_k) = C_k / (r_k N_opt(C_k)) with
+r_k = C/(N D) of the budget's runs (6 under C = 6ND), so b (D_opt ∝ C^b) = 1 - a - (least-squares slope
+of log r_k against log C_k), draw by draw: b = 1 - a when r is the same at every budget.
 
 Per budget only the runs near the minimum enter (``window``: loss <= (1 + window) x the budget's best,
 at least the best run and its two neighbours): a parabola in log N describes a loss curve only near its
@@ -101,7 +106,9 @@ def _numeric(df, col, name, *, positive=True):
     v = pd.to_numeric(df[col], errors="coerce").to_numpy(float)
     bad = np.flatnonzero(~np.isfinite(v) | ((v <= 0) if positive else False))
     if bad.size:
-        raise ValueError(f"{name}: column {col!r}, row {bad[0] + 1}: {df[col].iloc[bad[0]]!r} is not a positive number")
+        raw = df[col].iloc[bad[0]]
+        text = "empty" if pd.isna(raw) else repr(str(raw))
+        raise ValueError(f"{name}: column {col!r}, row {bad[0] + 1}: {text} is not a positive number")
     return v
 
 
@@ -170,28 +177,44 @@ def prepare_isoflop(source, *, C: str = "C", N: str = "N", loss: str = "loss", D
     return IsoflopData(C=Cs, x=x, y=y, mask=mask, log_r=log_r, span=span, warnings=tuple(notes), source=name)
 
 
-def isoflop_model(x, y, mask, bmask, logC, prior):
-    """The joint IsoFLOP model of the module docstring; ``(budget, run)`` arrays, ``bmask``/``logC``
-    per budget, ``prior`` holds ``c`` (mean log C), ``m0``, ``ymin`` (budget,)."""
+def _isoflop_model(x, y, mask, bmask, logC, prior, *, scatter: bool):
     K = x.shape[0]
     a = numpyro.sample("a", dist.Normal(0.5, 0.5))
     m = numpyro.sample("m", dist.Normal(prior["m0"], 3.0))
-    tau = numpyro.sample("tau", dist.HalfNormal(0.3))
-    # centred vertices (the runs pin each one down, so a non-centred form would mix worse); padding
-    # budgets get an independent Normal(0, 1) instead, which keeps them out of the tau funnel
-    v = numpyro.sample("vertex", dist.ImproperUniform(dist.constraints.real_vector, (), (K,)))
     line = m + a * (logC - prior["c"])
-    numpyro.factor("vertex_prior", jnp.sum(jnp.where(bmask > 0, dist.Normal(line, tau).log_prob(v),
-                                                     dist.Normal(0.0, 1.0).log_prob(v))))
+    if scatter:
+        tau = numpyro.sample("tau", dist.LogNormal(jnp.log(0.05), 1.0))
+        # centred vertices (the runs pin each one down); padding budgets get an independent Normal(0, 1)
+        v = numpyro.sample("vertex", dist.ImproperUniform(dist.constraints.real_vector, (), (K,)))
+        numpyro.factor("vertex_prior", jnp.sum(jnp.where(bmask > 0, dist.Normal(line, tau).log_prob(v),
+                                                         dist.Normal(0.0, 1.0).log_prob(v))))
+    else:
+        v = numpyro.deterministic("vertex", line)
     L = numpyro.sample("L_star", dist.Normal(prior["ymin"], 1.0).to_event(1))
     logh = numpyro.sample("log_h", dist.Normal(jnp.full(K, jnp.log(0.2)), 2.0).to_event(1))
-    sigma = numpyro.sample("sigma", dist.HalfNormal(0.1))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(jnp.full(K, 0.1)).to_event(1))
     mu = L[:, None] + jnp.exp(logh)[:, None] * (x - v[:, None]) ** 2
-    ll = student_t_logpdf(y - mu, sigma, 4.0)
+    ll = student_t_logpdf(y - mu, sigma[:, None], 4.0)
     numpyro.factor("log_likelihood", jnp.sum(ll * mask * bmask[:, None]))
 
 
-def _args_and_start(d: IsoflopData, real: int):
+def isoflop_model(x, y, mask, bmask, logC, prior):
+    """The joint IsoFLOP model of the module docstring, vertices on the law (``scatter=False``):
+    ``(budget, run)`` arrays, ``bmask``/``logC`` per budget, ``prior`` holds ``c`` (mean log C), ``m0``,
+    ``ymin`` (budget,)."""
+    _isoflop_model(x, y, mask, bmask, logC, prior, scatter=False)
+
+
+def isoflop_scatter_model(x, y, mask, bmask, logC, prior):
+    """:func:`isoflop_model` with the vertices scattered about the law by tau (``scatter=True``)."""
+    _isoflop_model(x, y, mask, bmask, logC, prior, scatter=True)
+
+
+def _model(scatter: bool):
+    return isoflop_scatter_model if scatter else isoflop_model
+
+
+def _args_and_start(d: IsoflopData, real: int, scatter: bool):
     """Model args and a least-squares start (per-budget parabolas, then a line through their vertices)."""
     K = d.num_budgets
     bmask = (np.arange(K) < real).astype(float)
@@ -214,12 +237,14 @@ def _args_and_start(d: IsoflopData, real: int):
         L0[k] = ys.min()
     a0, m0 = np.polyfit(logC[:real] - c, v0[:real], 1)
     resid = v0[:real] - (m0 + a0 * (logC[:real] - c))
-    tau0 = max(float(np.std(resid)), 1e-2)
+    tau0 = max(float(np.std(resid)), 0.02)
     L0[real:] = 1.0
     prior = {"c": jnp.asarray(c), "m0": jnp.asarray(float(m0)), "ymin": jnp.asarray(ymin)}
     args = (jnp.asarray(d.x), jnp.asarray(d.y), jnp.asarray(d.mask), jnp.asarray(bmask), jnp.asarray(logC), prior)
-    values = {"a": float(np.clip(a0, -0.9, 1.9)), "m": float(m0), "tau": tau0, "vertex": v0, "L_star": L0,
-              "log_h": np.log(np.maximum(h0, 1e-3)), "sigma": 0.02}
+    values = {"a": float(np.clip(a0, -0.9, 1.9)), "m": float(m0), "L_star": L0,
+              "log_h": np.log(np.maximum(h0, 1e-3)), "sigma": np.full(K, 0.02)}
+    if scatter:
+        values.update(tau=tau0, vertex=v0)
     return args, values
 
 
@@ -287,13 +312,13 @@ class IsoflopPosterior:
 
 
 def _posterior(d: IsoflopData, s: Draws, real: int, c: float) -> IsoflopPosterior:
-    a, m, tau = s.flat("a"), s.flat("m"), s.flat("tau")
+    a, m = s.flat("a"), s.flat("m")
+    tau = s.flat("tau") if "tau" in s.draws else np.zeros_like(a)
     v = s.flat("vertex")[:, :real]
     logC = np.log(d.C[:real])
-    # b: least-squares slope of log D_opt_k = log C_k - log r_k - v_k over the budgets, draw by draw
-    logD = logC[None, :] - d.log_r[None, :real] - v
+    # b: log D_opt = log C - log r - log N_opt, so b = 1 - a - (slope of log r against log C; 0 under C = 6ND)
     lc = logC - logC.mean()
-    b = (logD - logD.mean(axis=1, keepdims=True)) @ lc / np.sum(lc ** 2)
+    b = 1.0 - a - float(np.sum(d.log_r[:real] * lc) / np.sum(lc ** 2))
     notes = list(d.warnings)
     vmed = np.median(v, axis=0)
     for k in range(real):
@@ -308,18 +333,18 @@ def _posterior(d: IsoflopData, s: Draws, real: int, c: float) -> IsoflopPosterio
     return IsoflopPosterior(data=d, a=a, b=b, m=m, c=c, tau=tau, vertex=v, sampler=s, warnings=tuple(notes))
 
 
-_WATCH = ("a", "m", "tau", "sigma")
+_WATCH = ("a", "m", "sigma")
 
 
 def isoflop(source, *, C: str = "C", N: str = "N", loss: str = "loss", D: str | None = "D", window: float | None = 0.05,
-            seed: int = 0, num_warmup: int = 500, num_samples: int = 500, num_chains: int = 4,
+            scatter: bool = False, seed: int = 0, num_warmup: int = 500, num_samples: int = 500, num_chains: int = 4,
             target_accept: float = 0.95) -> IsoflopPosterior:
     """Posterior of one configuration's IsoFLOP analysis (module docstring). ``source``: an
     :class:`IsoflopData`, a CSV path or a DataFrame with columns ``C``, ``N``, ``loss`` (and ``D``).
     Soft problems (unbracketed minima, off-centre grids) are warned about and kept in ``.warnings``."""
     d = source if isinstance(source, IsoflopData) else prepare_isoflop(source, C=C, N=N, loss=loss, D=D, window=window)
-    args, values = _args_and_start(d, d.num_budgets)
-    s = sample_model(isoflop_model, args, values, watch=_WATCH, seed=seed, num_warmup=num_warmup,
+    args, values = _args_and_start(d, d.num_budgets, scatter)
+    s = sample_model(_model(scatter), args, values, watch=_WATCH + (("tau",) if scatter else ()), seed=seed, num_warmup=num_warmup,
                      num_samples=num_samples, num_chains=num_chains, target_accept=target_accept)
     post = _posterior(d, s, d.num_budgets, float(args[-1]["c"]))
     for w in post.warnings[len(d.warnings):]:
@@ -328,7 +353,7 @@ def isoflop(source, *, C: str = "C", N: str = "N", loss: str = "loss", D: str | 
 
 
 def isoflop_batch(source, *, by: Sequence[str], C: str = "C", N: str = "N", loss: str = "loss", D: str | None = "D",
-                  window: float | None = 0.05, seed: int = 0, num_warmup: int = 500, num_samples: int = 500,
+                  window: float | None = 0.05, scatter: bool = False, seed: int = 0, num_warmup: int = 500, num_samples: int = 500,
                   num_chains: int = 4, target_accept: float = 0.95, family_chunk: int | None = None) -> dict[str, IsoflopPosterior]:
     """IsoFLOP posteriors of every configuration (rows sharing the ``by`` columns) in one compiled call: each
     configuration's budgets and runs are padded to the largest and masked, and the same model runs on all
@@ -352,12 +377,12 @@ def isoflop_batch(source, *, by: Sequence[str], C: str = "C", N: str = "N", loss
     padded, args_list, values_list, reals = [], [], [], []
     for d in datas.values():
         p = d.padded(K, M)
-        a, v = _args_and_start(p, d.num_budgets)
+        a, v = _args_and_start(p, d.num_budgets, scatter)
         padded.append(p)
         args_list.append(a)
         values_list.append(v)
         reals.append(d.num_budgets)
-    draws = sample_models(isoflop_model, args_list, values_list, watch=_WATCH, seed=seed, num_warmup=num_warmup,
+    draws = sample_models(_model(scatter), args_list, values_list, watch=_WATCH + (("tau",) if scatter else ()), seed=seed, num_warmup=num_warmup,
                           num_samples=num_samples, num_chains=num_chains, target_accept=target_accept,
                           family_chunk=family_chunk)
     out = {}
