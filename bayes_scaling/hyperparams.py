@@ -139,7 +139,13 @@ def fit_power_law(x: Mapping[str, Any], y, *, y_sd=None, tau_scale: float = 0.2,
     coef, *_ = np.linalg.lstsq(A, logy, rcond=None)
     resid = logy - A @ coef
     tau0 = max(float(np.sqrt(np.mean(resid ** 2))), 1e-3)
-    args = (jnp.asarray(logX), jnp.asarray(logy), jnp.asarray(sd), jnp.ones(n),
+    # pad to a bucket of 8, 16, 32, ... points (masked out) so fits of other sizes reuse the compiled sampler
+    width = max(8, 1 << (n - 1).bit_length())
+    pad = width - n
+    logX_p = np.concatenate([logX, np.broadcast_to(xc, (pad, len(names)))])
+    mask = np.concatenate([np.ones(n), np.zeros(pad)])
+    args = (jnp.asarray(logX_p), jnp.asarray(np.concatenate([logy, np.full(pad, logy.mean())])),
+            jnp.asarray(np.concatenate([sd, np.ones(pad)])), jnp.asarray(mask),
             {"x": jnp.asarray(xc), "y": jnp.asarray(logy.mean()), "tau_scale": jnp.asarray(float(tau_scale))})
     values = {"p": coef[1:], "logk_c": float(coef[0]), "tau": tau0}
     s = sample_model(power_law_model, args, values, watch=("p", "logk_c", "tau"), seed=seed, num_warmup=num_warmup,
@@ -154,6 +160,10 @@ def _budget_groups(df, by: Sequence[str]):
     return df.groupby(list(by), sort=True)
 
 
+def _label(by, key) -> str:
+    return ", ".join(f"{b}={float(k):g}" for b, k in zip(by, np.atleast_1d(key)))
+
+
 def sweep_optima(df, *, by: Sequence[str] = ("C",), loss: str = "loss", select: str = "optimum", tol: float = 0.0025,
                  source: str = "<DataFrame>"):
     """The rows of a sweep table a hyperparameter law is fitted to: per budget (rows sharing ``by``), the
@@ -164,7 +174,7 @@ def sweep_optima(df, *, by: Sequence[str] = ("C",), loss: str = "loss", select: 
     parts = []
     for key, g in _budget_groups(df, by):
         if len(g) < 2:
-            raise ValueError(f"{source}: budget {dict(zip(by, np.atleast_1d(key)))} has {len(g)} run (row "
+            raise ValueError(f"{source}: budget {_label(by, key)} has {len(g)} run (row "
                              f"{int(g.index[0]) + 1}); an optimum needs a sweep of at least 2")
         best = g[loss].min()
         if select == "optimum":
@@ -201,6 +211,6 @@ def hyperparam_law(sweep, *, target: str, by: Sequence[str] = ("C",), loss: str 
         best = g.loc[g[loss].idxmin(), target]
         vals = np.sort(g[target].unique())
         if best in (vals[0], vals[-1]) and len(vals) > 2:
-            warnings.warn(f"{source}: budget {dict(zip(by, np.atleast_1d(key)))}: the best {target} ({best:g}) is at the "
+            warnings.warn(f"{source}: budget {_label(by, key)}: the best {target} ({best:g}) is at the "
                           "edge of the sweep; the optimum may lie outside it", stacklevel=2)
     return fit_power_law({b: rows[b].to_numpy(float) for b in by}, rows[target].to_numpy(float), **options)
