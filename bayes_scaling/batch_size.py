@@ -240,7 +240,7 @@ def critical_batch_size(sweep, *, batch: str = "batch_size", steps: str = "steps
                                   settings={"reference_batch": reference_batch, "overhead": overhead, **s.settings})
 
 
-def forecast_critical_batch(law: PowerLawPosterior, *, at=None, budgets=None, loss_posterior=None,
+def forecast_critical_batch(law: PowerLawPosterior, *, at=None, budgets=None, loss_posterior=None, quantity: str | None = None,
                             prob: float = DEFAULT_PROB, seed: int = 0):
     """Forecast B_crit from a size/data/loss law (:meth:`CriticalBatchPosterior.scaling_law`).
 
@@ -248,6 +248,8 @@ def forecast_critical_batch(law: PowerLawPosterior, *, at=None, budgets=None, lo
     budgets:  compute budgets C (FLOPs) instead; the law's input is then the compute-optimal N, D or loss
               L* at C from ``loss_posterior`` (a :class:`~bayes_scaling.posterior.Posterior` of a joint loss
               law), draw by draw: the loss law's uncertainty chains into B_crit's interval.
+    quantity: what the law's input is, for ``budgets``: ``"N"``, ``"D"`` or ``"loss"`` (default: the input's
+              name when it is one of N, D, L, loss; e.g. ``quantity="loss"`` for a law in ``target_val_loss``).
     Returns a DataFrame: one row per value, with the input's median/interval when it came from budgets.
     """
     import pandas as pd
@@ -263,15 +265,15 @@ def forecast_critical_batch(law: PowerLawPosterior, *, at=None, budgets=None, lo
         raise ValueError("forecast_critical_batch: give `at` (values of the law's input), or `budgets` with a `loss_posterior`")
     from . import derived
 
-    params = loss_posterior._jax_params()
+    kind = quantity or {"N": "N", "D": "D", "L": "loss", "loss": "loss"}.get(name)
+    if kind not in ("N", "D", "loss"):
+        raise ValueError(f"forecast_critical_batch: say what the law's input {name!r} is: quantity='N', 'D' or 'loss'")
     for C in np.atleast_1d(np.asarray(budgets, float)):
-        if name in ("N", "D"):
-            N, D = derived.compute_optimal(loss_posterior.law, params, C)
-            x = np.asarray(N if name == "N" else D)
-        elif name in ("L", "loss"):
-            x = np.asarray(derived.loss_at_optimum(loss_posterior.law, params, C))
+        lw = loss_posterior.law
+        if kind in ("N", "D"):
+            x = loss_posterior.derive(lambda q: derived.compute_optimal(lw, q, C)[0 if kind == "N" else 1]).ravel()
         else:
-            raise ValueError(f"forecast_critical_batch: a law in {name!r} cannot be driven by compute; use N, D or L")
+            x = loss_posterior.derive(lambda q: derived.loss_at_optimum(lw, q, C)).ravel()
         n = min(len(x), len(law.k))
         xi = rng.permutation(x)[:n]
         j = rng.permutation(len(law.k))[:n]

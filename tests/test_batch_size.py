@@ -90,6 +90,16 @@ def test_forecast_through_loss_posterior():
     N_opt = G * (1e22 / 6) ** (p["beta"] / s)
     np.testing.assert_allclose(fc["N"][0], N_opt, rtol=1e-6)
     np.testing.assert_allclose(fc["median"][0], 2.0 * N_opt ** 0.5, rtol=1e-6)
+    # a Kaplan-style law in the target loss, B_crit = B* L^(-1/alpha_B), driven by L*(C) of the loss law
+    from bayes_scaling.derived import loss_at_optimum
+
+    loss_law = PowerLawPosterior(inputs=("target_val_loss",), k=np.full(100, 3e4), exponents={"target_val_loss": np.full(100, -2.0)},
+                                 tau=np.zeros(100), sampler=None, observed={})
+    fc = forecast_critical_batch(loss_law, budgets=[1e22], loss_posterior=post, quantity="loss")
+    L_star = float(loss_at_optimum(law, p, 1e22))
+    np.testing.assert_allclose(fc["median"][0], 3e4 * L_star ** -2.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="quantity="):
+        forecast_critical_batch(loss_law, budgets=[1e22], loss_posterior=post)
     with pytest.raises(ValueError, match="give `at`"):
         forecast_critical_batch(size_law, budgets=[1e22])
 
