@@ -388,6 +388,12 @@ def isoflop_batch(source, *, by: Sequence[str], C: str = "C", N: str = "N", loss
     out = {}
     for (lab, d), p, a, s, real in zip(datas.items(), padded, args_list, draws, reals):
         out[lab] = _posterior(p, s, real, float(a[-1]["c"]))
+        off = sum("off-centre" in w for w in out[lab].warnings)
+        unb = sum("do not bracket" in w for w in out[lab].warnings)
+        dropped = sum("left out" in w for w in out[lab].warnings)
+        if off or unb or dropped:
+            warnings.warn(f"{name} [{lab}]: {off} budget(s) off-centre, {unb} not bracketing the minimum, {dropped} left out "
+                          "for too few runs (details in .warnings)", stacklevel=2)
     return out
 
 

@@ -105,6 +105,10 @@ def test_batch_matches_single():
     assert both["b"].vertex.shape[1] == 6 and both["a"].vertex.shape[1] == 7
     assert abs(np.median(both["b"].a) - np.median(single.a)) < 2 * np.std(single.a)
     assert both["a"].diagnostics()["divergences"] == 0
+    # with scatter the vertices may leave the line: tau is sampled (boundary-avoiding prior, so > 0) and the
+    # interval of a can only widen
+    sc = isoflop(b.drop(columns="cfg"), window=None, scatter=True, **FAST)
+    assert np.all(sc.tau > 0) and np.std(sc.a) > 0.9 * np.std(single.a)
 
 
 def test_bad_input():
