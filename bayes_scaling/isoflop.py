@@ -334,7 +334,7 @@ def _posterior(d: IsoflopData, s: Draws, real: int, c: float) -> IsoflopPosterio
     return IsoflopPosterior(data=d, a=a, b=b, m=m, c=c, tau=tau, vertex=v, sampler=s, warnings=tuple(notes))
 
 
-_WATCH = ("a", "m", "sigma")
+_WATCH = ("a", "m", "sigma", "L_star", "log_h")
 
 
 def isoflop(source, *, C: str = "C", N: str = "N", loss: str = "loss", D: str | None = "D", window: float | None = 0.05,
