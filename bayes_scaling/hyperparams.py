@@ -100,13 +100,15 @@ class PowerLawPosterior:
 
 
 def fit_power_law(x: Mapping[str, Any], y, *, y_sd=None, tau_scale: float = 0.2, seed: int = 0, num_warmup: int = 500,
-                  num_samples: int = 500, num_chains: int = 4, target_accept: float = 0.9) -> PowerLawPosterior:
+                  num_samples: int = 500, num_chains: int = 4, target_accept: float = 0.99) -> PowerLawPosterior:
     """Posterior of ``y = k prod x_i^(p_i)`` (module docstring).
 
     x:     ``{name: (point,) array}`` of positive inputs.
     y:     ``(point,)`` positive values, or ``(draw, point)`` posterior draws of them (their log mean and
            sd then give log y_j and s_j: a point's uncertainty carries into the exponents).
     y_sd:  known standard errors of log y (overrides the draws' sd); default 0 for plain values.
+    target_accept: 0.99 by default: with few points the scatter tau's posterior reaches down to 0, where
+           NUTS at 0.9 diverges (16 of 4000 transitions on Zhang's five sizes; 0 at 0.99, at little cost).
     """
     names = tuple(x)
     if not names:
