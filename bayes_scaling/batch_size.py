@@ -23,7 +23,7 @@ B* L^(-1/alpha_B)) through the groups' posteriors with :func:`~bayes_scaling.hyp
 (each group's posterior sd of log B_crit carries into the exponent), and :func:`forecast_critical_batch`
 pushes it to a model size, token budget, target loss, or a compute budget through a loss-law posterior.
 
->>> zhang_cbs(1.0, 2190.6, reference_batch=256)  # 85M model of Zhang et al.: 745 sequences
+>>> round(zhang_cbs(1.0, 2190.6, reference_batch=256), 2)  # 85M model of Zhang et al.: 745 sequences
 745.32
 """
 
@@ -54,7 +54,8 @@ def log_steps(log_S_min, log_B_noise, B):
 
 def zhang_cbs(S_min, E_min, *, reference_batch: float = 256.0, overhead: float = 0.2):
     """Zhang et al.'s critical batch size: ``overhead * E_min / S_min + (1 + overhead) * reference_batch``."""
-    return np.round(overhead * np.asarray(E_min) / np.asarray(S_min) + (1 + overhead) * reference_batch, 2)
+    out = overhead * np.asarray(E_min, float) / np.asarray(S_min, float) + (1 + overhead) * reference_batch
+    return float(out) if out.ndim == 0 else out
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,7 +236,7 @@ def critical_batch_size(sweep, *, batch: str = "batch_size", steps: str = "steps
     S_min = np.exp(s.flat("log_S_min"))
     B_noise = np.exp(s.flat("log_B_noise"))
     E_min = S_min * B_noise
-    cbs = overhead * B_noise + (1 + overhead) * reference_batch
+    cbs = zhang_cbs(S_min, E_min, reference_batch=reference_batch, overhead=overhead)
     return CriticalBatchPosterior(sweep=sweep, S_min=S_min, E_min=E_min, B_noise=B_noise, cbs=cbs, sampler=s,
                                   settings={"reference_batch": reference_batch, "overhead": overhead, **s.settings})
 
