@@ -53,6 +53,9 @@ def test_zhang_size_law(zhang):
     # coefficient in Zhang's units (N in millions): 93.2 within the interval
     k_millions = law.k * 1e6 ** p
     assert np.quantile(k_millions, 0.05) < 93.2 < np.quantile(k_millions, 0.95)
+    # Kaplan's form across targets, B_crit = B* L^(-1/alpha_B): B_crit grows as the target loss falls
+    by_loss = zhang.scaling_law("target_val_loss", **FAST)
+    assert np.quantile(by_loss.exponents["target_val_loss"], 0.95) < 0
     fc = forecast_critical_batch(law, at=[3e9])
     assert fc["lo"][0] < fc["median"][0] < fc["hi"][0] and fc["median"][0] > ZHANG["1.2B"]
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bayes_scaling.cli import main
 
@@ -57,3 +58,22 @@ def test_errors_are_one_line(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.slow
+def test_isoflop_command(tmp_path, capsys):
+    from test_isoflop import _grid
+
+    csv = tmp_path / "iso.csv"
+    g = _grid(np.zeros(7))
+    pd.concat([g.assign(cfg="a"), g.assign(cfg="b", loss=g["loss"] * 1.01)]).to_csv(csv, index=False)
+    out = tmp_path / "iso.json"
+    code = main(["isoflop", str(csv), "--by", "cfg", "--window", "all", "--budgets", "1e22", "--envelope",
+                 "--json", str(out)] + SMALL)
+    text = capsys.readouterr().out
+    assert code in (0, 1) and "[a] a (N_opt ~ C^a)" in text and "envelope (Approach 1" in text
+    res = json.loads(out.read_text())
+    for cfg in ("a", "b"):
+        a = res["configurations"][cfg]["a"]
+        assert a["lo"] < 0.25 < a["hi"]
+    assert res["envelope"]["a"]["median"] > 0
