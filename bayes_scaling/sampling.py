@@ -46,9 +46,10 @@ def _flat_potential(model, unravel):
 
 
 def _layout(z0) -> tuple:
-    """Site names and shapes of an unconstrained point: the key under which a compiled function that
-    unravels flat vectors is cached (the same model on data of another shape has another layout)."""
-    return tuple((k, tuple(np.shape(z0[k]))) for k in sorted(z0))
+    """Site names, shapes and dtypes of an unconstrained point: the key under which a compiled function that
+    unravels flat vectors is cached (the same model on data of another shape has another layout; keyed by
+    names alone, a second shape reused the first one's unravel and failed)."""
+    return tuple((k, tuple(np.shape(z0[k])), str(jnp.result_type(z0[k]))) for k in sorted(z0))
 
 
 def _hessian_fn(model, z0):
