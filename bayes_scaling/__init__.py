@@ -6,8 +6,14 @@ and the derived quantities in :mod:`bayes_scaling.derived` (compute-optimal N an
 compute for a target loss); :func:`sample_posterior` (NUTS) returns a :class:`Posterior` with credible
 intervals on all of them. :func:`write_report` writes an HTML/Markdown/JSON report of a posterior;
 :mod:`bayes_scaling.plots` draws fits and forecasts with credible bands (matplotlib loads only then).
+
+Beyond the loss law: :func:`critical_batch_size` (batch-size sweeps -> McCandlish's B_crit and Zhang et
+al.'s CBS, and their scaling laws), :func:`hyperparam_law` / :func:`fit_power_law` (optimal batch size and
+learning rate as power laws in C or in N and D), :func:`isoflop` / :func:`isoflop_batch` (Approach 2) and
+:func:`envelope` (Approach 1), each with posteriors.
 """
 
+from .batch_size import CriticalBatchPosterior, critical_batch_size, forecast_critical_batch, load_batch_sweep
 from .data import Runs, load_runs
 from .datasets import load_chinchilla
 from .derived import (
@@ -19,6 +25,8 @@ from .derived import (
     tokens_per_param,
 )
 from .fitting import PointFit, fit_point
+from .hyperparams import PowerLawPosterior, fit_power_law, hyperparam_law
+from .isoflop import Envelope, IsoflopPosterior, envelope, isoflop, isoflop_batch
 from .laws import Law, Param, get_law, list_laws, register_law
 from .model import make_model
 from .posterior import Posterior
@@ -48,5 +56,17 @@ __all__ = [
     "sample_posterior",
     "Posterior",
     "write_report",
+    "critical_batch_size",
+    "load_batch_sweep",
+    "forecast_critical_batch",
+    "CriticalBatchPosterior",
+    "fit_power_law",
+    "hyperparam_law",
+    "PowerLawPosterior",
+    "isoflop",
+    "isoflop_batch",
+    "IsoflopPosterior",
+    "envelope",
+    "Envelope",
     "__version__",
 ]

@@ -7,6 +7,8 @@
     bayes-scaling report RUNS --law chinchilla --out DIR [--posterior post.nc]
                                                      posterior, then DIR/report.html, report.md, report.json
     bayes-scaling laws                               list the laws and their formulas
+    bayes-scaling batch-size SWEEP.csv --batch B --steps S --group model_size [--law-by N --forecast 3e9]
+    bayes-scaling isoflop RUNS --C flops --N n --D t [--by COL ...] [--budgets 1e21 1e23] [--envelope]
 
 Exit codes: 0 success; 1 the fit did not converge or the sampler is unhealthy (divergences or R-hat
 > 1.01; results are printed, flagged); 2 bad input (a one-line message on stderr, no traceback).
@@ -37,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="bayes-scaling",
         description="Fit scaling laws to training runs and forecast compute-optimal models.",
     )
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,report,demo,laws}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,report,demo,laws,batch-size,isoflop}")
 
     def add_forecast_opts(p):
         p.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C",
@@ -121,6 +123,40 @@ def _parser() -> argparse.ArgumentParser:
                       help="also write the report (report.html with figures, report.md, report.json) and posterior.nc to DIR")
 
     sub.add_parser("laws", help="list the built-in laws with formulas and parameters")
+
+    def add_small_sampler_opts(p):
+        p.add_argument("--prob", type=float, default=0.9, help="credible interval mass (equal-tailed; default 0.9)")
+        p.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
+        p.add_argument("--warmup", type=int, default=500, help="warm-up iterations per chain (default 500)")
+        p.add_argument("--draws", type=int, default=500, help="draws per chain (default 500)")
+        p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical draws")
+        p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9)")
+        p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-' for stdout)")
+        p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+
+    bs = sub.add_parser("batch-size", help="critical batch size per target/model size from a batch-size sweep, with intervals")
+    bs.add_argument("sweep", metavar="SWEEP", help="CSV: one row per (target, batch size) with the steps to reach the target")
+    bs.add_argument("--batch", default="batch_size", metavar="COLUMN", help="column of batch sizes (default 'batch_size')")
+    bs.add_argument("--steps", default="steps", metavar="COLUMN", help="column of steps to the target (default 'steps')")
+    bs.add_argument("--group", default=None, metavar="COLUMN", help="column naming the target or model size of each row")
+    bs.add_argument("--reference-batch", type=_positive_float, default=256.0, help="B0 of Zhang et al.'s definition (default 256)")
+    bs.add_argument("--overhead", type=_positive_float, default=0.2, help="overhead of Zhang et al.'s definition (default 0.2)")
+    bs.add_argument("--law-by", default=None, metavar="COLUMN",
+                    help="fit B_crit = k X^p across groups, X a column constant within each group (e.g. N, D, the target loss)")
+    bs.add_argument("--definition", choices=("zhang", "mccandlish"), default="zhang", help="B_crit used by --law-by (default zhang)")
+    bs.add_argument("--forecast", nargs="+", type=_positive_float, default=[], metavar="X", help="with --law-by: forecast B_crit at these X")
+    add_small_sampler_opts(bs)
+
+    iso = sub.add_parser("isoflop", help="IsoFLOP (Approach 2) exponents a, b and N_opt/D_opt forecasts with intervals")
+    iso.add_argument("runs", metavar="RUNS", help="CSV: one row per run with its budget C, size N, loss (and tokens D)")
+    for role, default in (("C", "C"), ("N", "N"), ("D", "D"), ("loss", "loss")):
+        iso.add_argument(f"--{role}", dest=f"col_{role}", default=default, metavar="COLUMN", help=f"column holding {role} (default {default!r})")
+    iso.add_argument("--by", nargs="+", default=None, metavar="COLUMN", help="one analysis per configuration (rows sharing these columns), all in one batched call")
+    iso.add_argument("--window", default="0.05", metavar="W", help="runs within (1+W) x each budget's best loss enter its parabola; 'all' for every run (default 0.05)")
+    iso.add_argument("--scatter", action="store_true", help="let the vertices scatter about the law (wider intervals)")
+    iso.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C", help="budgets to forecast N_opt, D_opt at")
+    iso.add_argument("--envelope", action="store_true", help="also the envelope method (Approach 1) on the same runs")
+    add_small_sampler_opts(iso)
     return ap
 
 
@@ -563,6 +599,139 @@ def _cmd_laws(args) -> int:
     return 0
 
 
+def _check_small_sampler_args(args) -> None:
+    if not 0 < args.prob < 1:
+        raise UsageError(f"--prob {args.prob}: must be between 0 and 1")
+    for name in ("chains", "warmup", "draws"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1")
+    if args.draws < 4:
+        raise UsageError("--draws must be at least 4 (R-hat and ESS need them)")
+    if not 0 < args.target_accept < 1:
+        raise UsageError("--target-accept must be between 0 and 1")
+    _check_json_target(args)
+
+
+def _iv(q, fmt=".4g") -> str:
+    return f"{q['median']:{fmt}} ({q['lo']:{fmt}}, {q['hi']:{fmt}})"
+
+
+def _health_line(d) -> str:
+    return (f"sampler: {d['divergences']} divergences, max R-hat {d['max_r_hat']:.3f}, min ESS bulk {d['min_ess_bulk']:.0f} / "
+            f"tail {d['min_ess_tail']:.0f}{'' if d['ok'] else '  -- NOT HEALTHY'}")
+
+
+def _healthy(d) -> bool:
+    return d["divergences"] == 0 and not d["max_r_hat"] > 1.01
+
+
+def _cmd_batch_size(args) -> int:
+    from .batch_size import critical_batch_size, forecast_critical_batch, load_batch_sweep
+    from .draws import quantiles
+
+    _check_small_sampler_args(args)
+    if args.forecast and not args.law_by:
+        raise UsageError("--forecast needs --law-by COLUMN (the law's input)")
+    sweep = load_batch_sweep(args.sweep, batch=args.batch, steps=args.steps, group=args.group)
+    if args.law_by and args.law_by not in sweep.extra:
+        raise UsageError(f"--law-by {args.law_by}: not a column constant within each group; such columns: {', '.join(sweep.extra) or '(none)'}")
+    opts = dict(seed=args.seed, num_warmup=args.warmup, num_samples=args.draws, num_chains=args.chains, target_accept=args.target_accept)
+    t0 = time.perf_counter()
+    post = critical_batch_size(sweep, reference_batch=args.reference_batch, overhead=args.overhead, **opts)
+    prob, pct = args.prob, f"{100 * args.prob:g}%"
+    table = post.table(prob)
+    out = [f"critical batch size ({time.perf_counter() - t0:.1f} s; {sweep.source}): medians with {pct} intervals, batch units of {args.batch!r}",
+           f"  S(B) = S_min + E_min / B per group; B_crit = E_min / S_min (McCandlish); CBS = {args.overhead:g} B_crit + "
+           f"{1 + args.overhead:g} x {args.reference_batch:g} (Zhang et al.)"]
+    head = ["group", f"B_crit [{pct}]", f"CBS Zhang [{pct}]", f"S_min [{pct}]"]
+    rows = [[str(r["group"]), f"{r['B_crit']:.4g} ({r['B_crit_lo']:.4g}, {r['B_crit_hi']:.4g})",
+             f"{r['cbs_zhang']:.4g} ({r['cbs_zhang_lo']:.4g}, {r['cbs_zhang_hi']:.4g})",
+             f"{r['S_min']:.4g} ({r['S_min_lo']:.4g}, {r['S_min_hi']:.4g})"] for _, r in table.iterrows()]
+    width = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    out += ["  ".join(c.rjust(w) for c, w in zip(line, width)) for line in [head] + rows]
+    diag = post.diagnostics()
+    out.append(_health_line(diag))
+    result = {"source": sweep.source, "prob": prob, "groups": table.to_dict(orient="records"), "diagnostics": diag,
+              "settings": {k: v for k, v in post.settings.items() if isinstance(v, (int, float, str))}}
+    healthy = _healthy(diag)
+    if args.law_by:
+        law = post.scaling_law(args.law_by, definition=args.definition, **opts)
+        p, k = law.exponents[args.law_by], law.k
+        out.append(f"law: B_crit ({args.definition}) = k {args.law_by}^p: p = {_iv(quantiles(p, prob))}, "
+                   f"k = {_iv(quantiles(k, prob))}, scatter tau = {_iv(quantiles(law.tau, prob), '.3f')}")
+        ld = law.diagnostics()
+        out.append("  " + _health_line(ld))
+        healthy = healthy and _healthy(ld)
+        result["law"] = {"input": args.law_by, "definition": args.definition, "p": quantiles(p, prob), "k": quantiles(k, prob),
+                         "tau": quantiles(law.tau, prob), "diagnostics": ld}
+        if args.forecast:
+            fc = forecast_critical_batch(law, at=args.forecast, prob=prob)
+            for _, r in fc.iterrows():
+                out.append(f"  forecast at {args.law_by} = {r[args.law_by]:.4g}: B_crit {r['median']:.4g} ({r['lo']:.4g}, {r['hi']:.4g})")
+            result["forecast"] = fc.to_dict(orient="records")
+    print("\n".join(out))
+    _write_json(result, args)
+    return 0 if healthy else 1
+
+
+def _cmd_isoflop(args) -> int:
+    from .draws import quantiles
+    from .isoflop import envelope, isoflop, isoflop_batch
+
+    _check_small_sampler_args(args)
+    if args.window in ("all", "none"):
+        window = None
+    else:
+        try:
+            window = float(args.window)
+        except ValueError:
+            raise UsageError(f"--window {args.window!r}: expected a number or 'all'") from None
+        if not window > 0:
+            raise UsageError(f"--window {args.window}: must be positive")
+    cols = dict(C=args.col_C, N=args.col_N, D=args.col_D, loss=args.col_loss)
+    opts = dict(seed=args.seed, num_warmup=args.warmup, num_samples=args.draws, num_chains=args.chains, target_accept=args.target_accept)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.by:
+            posts = isoflop_batch(args.runs, by=args.by, window=window, scatter=args.scatter, **cols, **opts)
+        else:
+            posts = {"all": isoflop(args.runs, window=window, scatter=args.scatter, **cols, **opts)}
+    seconds = time.perf_counter() - t0
+    prob, pct = args.prob, f"{100 * args.prob:g}%"
+    out = [f"IsoFLOP (Approach 2; {seconds:.1f} s, {len(posts)} configuration(s)): medians with {pct} intervals"]
+    result = {"source": str(args.runs), "prob": prob, "seconds": seconds, "configurations": {}}
+    healthy = True
+    for label, post in posts.items():
+        diag = post.diagnostics()
+        healthy = healthy and _healthy(diag)
+        qa, qb = quantiles(post.a, prob), quantiles(post.b, prob)
+        out.append(f"[{label}] a (N_opt ~ C^a) = {_iv(qa, '.4f')}   b (D_opt ~ C^b) = {_iv(qb, '.4f')}   "
+                   f"budgets {post.data.num_budgets}")
+        fc = post.forecast(args.budgets, prob=prob)
+        for _, r in fc.iterrows():
+            out.append(f"  C = {r['C']:.3e}: N_opt {r['N_opt']:.3g} ({r['N_opt_lo']:.3g}, {r['N_opt_hi']:.3g})   "
+                       f"D_opt {r['D_opt']:.3g} ({r['D_opt_lo']:.3g}, {r['D_opt_hi']:.3g})")
+        out.append("  " + _health_line(diag))
+        out.extend(f"  warning: {w}" for w in post.warnings if "off-centre" in w or args.by is None)
+        result["configurations"][label] = {"a": qa, "b": qb, "forecast": fc.to_dict(orient="records"),
+                                           "vertices": post.vertices(prob).to_dict(orient="records"),
+                                           "diagnostics": diag, "warnings": list(post.warnings)}
+    if args.by is None:
+        out.extend(f"warning: {w.message}" for w in caught if not any(str(w.message) in x for x in out))
+    else:
+        out.extend(f"warning: {w}" for p in posts.values() for w in p.data.warnings)
+    if args.envelope:
+        env = envelope(args.runs, **cols, loss_law=False, **{k: v for k, v in opts.items() if k != "target_accept"})
+        qa = quantiles(env.n_law.exponents["C"], prob)
+        qb = quantiles(env.d_law.exponents["C"], prob)
+        out.append(f"envelope (Approach 1; {len(env.points['C'])} runs on the lower envelope): a = {_iv(qa, '.4f')}   b = {_iv(qb, '.4f')}")
+        result["envelope"] = {"a": qa, "b": qb, "forecast": env.forecast(args.budgets, prob=prob).to_dict(orient="records")}
+    print("\n".join(out))
+    _write_json(result, args)
+    return 0 if healthy else 1
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)  # argparse itself exits 2 with a usage line on bad options
     import jax
@@ -571,8 +740,8 @@ def main(argv=None) -> int:
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
-        return {"fit": _cmd_fit, "sample": _cmd_sample, "report": _cmd_report, "demo": _cmd_demo,
-                "laws": _cmd_laws}[args.command](args)
+        return {"fit": _cmd_fit, "sample": _cmd_sample, "report": _cmd_report, "demo": _cmd_demo, "laws": _cmd_laws,
+                "batch-size": _cmd_batch_size, "isoflop": _cmd_isoflop}[args.command](args)
     except (UsageError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
         print(f"bayes-scaling: error: {err}", file=sys.stderr)
         return 2

@@ -45,10 +45,17 @@ def _flat_potential(model, unravel):
     return lambda v, args: potential_energy(model, args, {}, unravel(v))
 
 
+def _layout(z0) -> tuple:
+    """Site names, shapes and dtypes of an unconstrained point: the key under which a compiled function that
+    unravels flat vectors is cached (the same model on data of another shape has another layout; keyed by
+    names alone, a second shape reused the first one's unravel and failed)."""
+    return tuple((k, tuple(np.shape(z0[k])), str(jnp.result_type(z0[k]))) for k in sorted(z0))
+
+
 def _hessian_fn(model, z0):
     """Jitted Hessian of the potential energy in unconstrained coordinates (cached per model)."""
     flat, unravel = ravel_pytree(z0)
-    key = ("hess", model, tuple(sorted(z0)))
+    key = ("hess", model, _layout(z0))
     if key not in _CACHE:
         _CACHE[key] = jax.jit(jax.hessian(_flat_potential(model, unravel)))
     return _CACHE[key], flat, unravel
@@ -59,7 +66,7 @@ def _mode_fn(model, z0):
     from .fitting import _default_tols, _lbfgs_one
 
     _, unravel = ravel_pytree(z0)
-    key = ("mode", model, tuple(sorted(z0)))
+    key = ("mode", model, _layout(z0))
     if key not in _CACHE:
         pot = _flat_potential(model, unravel)
 

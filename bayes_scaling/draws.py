@@ -1,0 +1,130 @@
+"""Posterior draws of the small models beyond loss laws (batch-size sweeps, IsoFLOP parabolas, power laws
+through points with errors), sampled with the package's one NUTS machinery.
+
+:func:`sample_model` runs :func:`~bayes_scaling.sampling.run_nuts` (chains started at Laplace draws around
+the posterior mode, dense mass matrix) on one NumPyro model; :func:`sample_models` runs the same model on
+many padded, masked datasets in one compiled call (``sampling._families_fn``: vmapped on GPU/TPU, one after
+another in a compiled loop on CPU). numpyro's shrinkage of the adapted mass matrix is on here (unlike
+for loss laws): these models have tens of parameters (one vertex, height and curvature per budget), more
+than the first warm-up window has draws, and an unshrunk dense estimate is then singular. Both return :class:`Draws`: arrays ``(chain, draw, ...)`` per site,
+sample stats named as arviz names them, and :meth:`Draws.diagnostics` in plain words (divergences, R-hat,
+bulk and tail ESS, never hidden).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .diagnostics import ESS_MIN, RHAT_MAX, ess_bulk, ess_tail, rhat
+from .posterior import DEFAULT_PROB, interval
+
+__all__ = ["Draws", "sample_model", "sample_models", "quantiles"]
+
+
+def quantiles(x, prob: float = DEFAULT_PROB) -> dict[str, float]:
+    """Median and equal-tailed interval of mass ``prob`` of draws ``x`` (any shape, pooled)."""
+    lo, hi = interval(x, prob)
+    return {"median": float(np.median(np.asarray(x, float))), "lo": lo, "hi": hi}
+
+
+@dataclass(frozen=True, eq=False)
+class Draws:
+    """NUTS draws of one model: ``draws[site]`` is ``(chain, draw, ...)``; ``sample_stats`` holds
+    ``diverging``, ``acceptance_rate``, ``n_steps``, ``step_size``, ``energy`` as ``(chain, draw)``;
+    ``watch`` names the scalar (or vector) sites whose R-hat and ESS the health check reads."""
+
+    draws: dict[str, np.ndarray]
+    sample_stats: dict[str, np.ndarray]
+    watch: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def flat(self, name: str) -> np.ndarray:
+        """Draws of a site with chains pooled: ``(chain * draw, ...)``."""
+        x = self.draws[name]
+        return x.reshape((-1,) + x.shape[2:])
+
+    def diagnostics(self) -> dict[str, Any]:
+        """``{"ok", "divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "warnings"}`` over the
+        watched sites (every element of a vector site), with a plain-words warning per problem."""
+        div = int(np.sum(self.sample_stats["diverging"]))
+        r, eb, et = [], [], []
+        for name in self.watch:
+            x = np.asarray(self.draws[name], float)
+            x = x.reshape(x.shape[0], x.shape[1], -1)
+            for j in range(x.shape[2]):
+                if np.ptp(x[:, :, j]) == 0:
+                    continue
+                r.append(rhat(x[:, :, j]))
+                eb.append(ess_bulk(x[:, :, j]))
+                et.append(ess_tail(x[:, :, j]))
+        max_r = float(np.nanmax(r)) if r else float("nan")
+        min_b = float(np.nanmin(eb)) if eb else float("nan")
+        min_t = float(np.nanmin(et)) if et else float("nan")
+        w = []
+        total = self.sample_stats["diverging"].size
+        if div:
+            w.append(f"{div} of {total} transitions diverged: the posterior may be biased; raise target_accept "
+                     "(e.g. 0.95-0.99) or check poorly identified parameters.")
+        if max_r > RHAT_MAX:
+            w.append(f"R-hat {max_r:.3f} above {RHAT_MAX}: the chains have not mixed; run longer.")
+        if min(min_b, min_t) < ESS_MIN:
+            w.append(f"effective sample size below {ESS_MIN} (bulk {min_b:.0f}, tail {min_t:.0f}): intervals are "
+                     "noisy; draw more samples or chains.")
+        return {"ok": not w, "divergences": div, "max_r_hat": max_r, "min_ess_bulk": min_b, "min_ess_tail": min_t,
+                "warnings": w}
+
+
+def _settings(num_warmup, num_samples, num_chains, target_accept, chain_method):
+    return dict(dense_mass=True, target_accept=float(target_accept), max_tree_depth=10, num_warmup=int(num_warmup),
+                num_samples=int(num_samples), num_chains=int(num_chains), chain_method=chain_method, regularize=True)
+
+
+def sample_model(model, args, values: Mapping[str, Any], *, watch: Sequence[str], seed: int = 0,
+                 num_warmup: int = 500, num_samples: int = 500, num_chains: int = 4, target_accept: float = 0.9,
+                 chain_method: str = "auto") -> Draws:
+    """NUTS on ``model(*args)`` started around ``values`` (sample-site values near the mode) via
+    :func:`~bayes_scaling.sampling.run_nuts`."""
+    from .sampling import run_nuts
+
+    samples, stats, laplace_ok, method = run_nuts(
+        model, args, values, seed=seed, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+        chain_method=chain_method, target_accept=target_accept, regularize_mass_matrix=True)
+    return Draws(draws=samples, sample_stats=stats, watch=tuple(watch),
+                 settings={"num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains,
+                           "seed": seed, "chain_method": method, "target_accept": target_accept,
+                           "init": "mode + Laplace draws" if laplace_ok else "mode + small jitter"})
+
+
+def sample_models(model, args_list: Sequence[Any], values_list: Sequence[Mapping[str, Any]], *, watch: Sequence[str],
+                  seed: int = 0, num_warmup: int = 500, num_samples: int = 500, num_chains: int = 4,
+                  target_accept: float = 0.9, family_chunk: int | None = None) -> list[Draws]:
+    """The same model on many datasets in one compiled call. Every ``args`` must have the same shapes
+    (pad and mask first); each dataset adapts its own step size and mass matrix and gets its own
+    :class:`Draws`."""
+    from .fitting import on_accelerator
+    from .sampling import _families_fn, _laplace_inits
+
+    key = jax.random.PRNGKey(seed)
+    inits = []
+    for i, (a, v) in enumerate(zip(args_list, values_list)):
+        z0, _ = _laplace_inits(jax.random.fold_in(key, 2 * i), model, a, v, num_chains, 1.0)
+        inits.append(z0)
+    stack = lambda trees: jax.tree_util.tree_map(lambda *x: jnp.stack(x), *trees)
+    F = len(args_list)
+    keys = jnp.stack([jax.random.split(jax.random.fold_in(key, 2 * i + 1), num_chains) for i in range(F)])
+    gpu = on_accelerator()
+    settings = _settings(num_warmup, num_samples, num_chains, target_accept, "vectorized" if gpu else "sequential")
+    run = _families_fn(model, int(family_chunk or (F if gpu else 1)), **settings)
+    samples, stats = run(keys, stack(inits), stack(list(args_list)))
+    jax.block_until_ready(samples)
+    out = []
+    for i in range(F):
+        out.append(Draws(draws={k: np.asarray(v[i]) for k, v in samples.items()},
+                         sample_stats={k: np.asarray(v[i]) for k, v in stats.items()}, watch=tuple(watch),
+                         settings=dict(settings, seed=seed, batch_of=F, index=i)))
+    return out
