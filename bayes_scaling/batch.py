@@ -66,9 +66,7 @@ def make_batch(runs: Runs | Any, names=("N", "D", "C", "U", "batch_size", "steps
     runs = as_runs(runs)
     if runs.family is None:
         raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN' (or several columns)")
-    order = list(dict.fromkeys(runs.family.tolist()))
-    parts = [runs.select(runs.family == f) for f in order]
-    keep = [(f, r) for f, r in zip(order, parts) if len(r) >= min_runs]
+    keep = [(f, r) for f, r in runs.families() if len(r) >= min_runs]
     if not keep:
         raise ValueError(f"{runs.source}: no family has at least {min_runs} runs")
     fams, parts = zip(*keep)
@@ -212,8 +210,8 @@ def fit_point_batch(
         runs.inputs(law.inputs)
         if runs.family is None:
             raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
-        for fam in dict.fromkeys(runs.family.tolist()):
-            n = int(np.sum(runs.family == fam))
+        for fam, sub in runs.families():
+            n = len(sub)
             if n < need:
                 skipped[str(fam)] = f"{n} runs, law {law.name!r} needs at least {need}"
         batch = make_batch(runs, min_runs=need)
@@ -407,8 +405,8 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
     vary, names = noise_inputs(law, runs, noise_varies_with_compute)
     need = law.num_free + 1 + int(vary)
     skipped = {}
-    for fam in dict.fromkeys(runs.family.tolist()):
-        n = int(np.sum(runs.family == fam))
+    for fam, sub in runs.families():
+        n = len(sub)
         if n < need + 1:
             skipped[str(fam)] = f"{n} runs, a posterior of law {law.name!r} needs at least {need + 1}"
     batch = make_batch(runs, names=names, min_runs=need + 1)

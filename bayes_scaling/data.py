@@ -88,6 +88,16 @@ class Runs:
         rows = None if self.rows is None else self.rows[idx]
         return Runs(**kw, source=self.source, columns=dict(self.columns), rows=rows, notes=self.notes)
 
+    def families(self) -> list[tuple[str, "Runs"]]:
+        """``(family, runs)`` for every family, in order of first appearance (one sort, not a scan per family)."""
+        if self.family is None:
+            return []
+        names, first, inverse = np.unique(self.family, return_index=True, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.cumsum(np.bincount(inverse, minlength=len(names)))
+        groups = np.split(order, bounds[:-1])
+        return [(names[g].item() if hasattr(names[g], "item") else names[g], self.select(groups[g])) for g in np.argsort(first)]
+
     def describe(self) -> str:
         parts = [f"{self.source}: {len(self)} runs"]
         for role in ("N", "D", "C", "loss"):
