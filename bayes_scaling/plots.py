@@ -803,6 +803,6 @@ def plot_critical_batch_law(source, law=None, *, by: str | None = None, definiti
         for c, m_, h_ in zip(at, fm, fhi):
             ax.annotate(f"{m_:.4g}", (c, h_), textcoords="offset points", xytext=(-4, 4), ha="right", fontsize=8)
     ax.set(xscale="log", yscale="log", xlabel=xlabel or name, ylabel=f"critical batch size ({what})",
-           title=f"{what} against {name}")
+           title=f"{what} against {xlabel or name}")
     ax.legend(fontsize="small", loc="upper left")
     return ax
