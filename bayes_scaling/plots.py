@@ -10,21 +10,29 @@ tables use (:mod:`bayes_scaling.derived`, vmapped over draws): what a figure sho
 are one computation. ``prob`` is the band's mass (default 0.9); fan charts draw several nested masses.
 A :class:`PointFit` has one "draw": its figures show the fitted line without a band.
 
-=============================  =================================================================
-:func:`plot_fit`               observed runs against the fitted law, curves with bands per model
-                               size (``by="N"``: loss vs tokens) or per token count (``by="D"``)
-:func:`plot_loss_frontier`     loss at the compute-optimum L*(C) with its band (and one new run's
-                               predictive band) out to the target budgets
-:func:`plot_allocation`        fan chart of N_opt or D_opt (or D/N) against compute, log-log, with a
-                               fixed tokens-per-parameter line for reference
-:func:`plot_prior_posterior`   each parameter's prior and posterior, one panel each
-:func:`plot_predictive_check`  observed runs inside their posterior-predictive band
+===============================  =================================================================
+:func:`plot_fit`                 observed runs against the fitted law, curves with bands per model
+                                 size (``by="N"``: loss vs tokens) or per token count (``by="D"``)
+:func:`plot_loss_frontier`       loss at the compute-optimum L*(C) with its band (and one new run's
+                                 predictive band) out to the target budgets
+:func:`plot_allocation`          fan chart of N_opt or D_opt (or D/N) against compute, log-log, with a
+                                 fixed tokens-per-parameter line for reference
+:func:`plot_prior_posterior`     each parameter's prior and posterior, one panel each
+:func:`plot_predictive_check`    observed runs inside their posterior-predictive band
 :func:`plot_pairs`, :func:`plot_trace`, :func:`plot_rank`   arviz pair, trace and rank plots
-:func:`plot_families`          one small frontier panel per family (batch or hierarchical posteriors)
-=============================  =================================================================
+:func:`plot_families`            one small frontier panel per family (batch or hierarchical posteriors)
+:func:`plot_isoflop`             IsoFLOP curves: per budget the runs, the fitted parabola in log N with its
+                                 band, and the vertex N_opt with its interval
+:func:`plot_isoflop_vertices`    N_opt against compute, log-log: the law N_opt = k C^a with its band, the
+                                 budgets' vertices with intervals, forecasts at target budgets
+:func:`plot_critical_batch`      steps against batch size per group, log-log: observed points, S(B) =
+                                 S_min + E_min/B with its band, B_crit and/or Zhang's CBS with intervals
+:func:`plot_critical_batch_law`  critical batch size against model size (or D, or the target loss),
+                                 log-log: per-group intervals, the power law's band and forecasts
+===============================  =================================================================
 
-IsoFLOP curves and critical-batch-size figures belong beside these (same conventions: a fitted object in,
-``ax=`` in and out, bands from the derived functions).
+The IsoFLOP and critical-batch-size figures take the posteriors of :mod:`bayes_scaling.isoflop` and
+:mod:`bayes_scaling.batch_size`; their bands are quantiles over the same draws those modules' tables use.
 """
 
 from __future__ import annotations
@@ -50,6 +58,10 @@ __all__ = [
     "plot_trace",
     "plot_rank",
     "plot_families",
+    "plot_isoflop",
+    "plot_isoflop_vertices",
+    "plot_critical_batch",
+    "plot_critical_batch_law",
     "DEFAULT_FAN",
 ]
 
@@ -579,3 +591,218 @@ def plot_families(source, budgets=None, *, runs=None, kind: str = "frontier", pr
         lo, hi = zip(*limits)
         flat[0].set_ylim(min(lo), max(hi))  # every panel's band and budgets in view
     return axes
+
+
+# ---- IsoFLOP curves -----------------------------------------------------------------------------------
+def _budget_colors(values):
+    """One viridis colour per value, on a log scale (budgets, model sizes)."""
+    import matplotlib as mpl
+
+    lv = np.log10(np.asarray(values, float))
+    span = lv.max() - lv.min()
+    t = (lv - lv.min()) / span if span > 0 else np.full(len(lv), 0.5)
+    cmap = mpl.colormaps["viridis"]
+    return [cmap(0.05 + 0.85 * v) for v in t]
+
+
+def plot_isoflop(post, *, prob: float = DEFAULT_PROB, num_points: int = 60, ax=None):
+    """IsoFLOP curves of an :class:`~bayes_scaling.isoflop.IsoflopPosterior`, one colour per budget: the runs
+    in each budget's parabola window (loss against N, log N axis), the fitted parabola
+    L*_k + h_k (log N - v_k)^2 (median) with its ``prob`` credible band, and the vertex N_opt(C_k) with its
+    interval (horizontal error bar, at the median L*_k). The vertices lie on the law N_opt = k C^a (or scatter
+    about it by tau), so their intervals carry the exponent's uncertainty. Returns the Axes."""
+    d = post.data
+    K = len(post.vertex[0]) if post.vertex.ndim == 2 else 0
+    idx = _thin(post.vertex.shape[0])
+    v = post.vertex[idx]
+    L = post.sampler.flat("L_star")[:, :K][idx]
+    h = np.exp(post.sampler.flat("log_h")[:, :K][idx])
+    ax = _new_ax(ax)
+    colors = _budget_colors(d.C[:K])
+    ys = []
+    for k in range(K):
+        m = d.mask[k] > 0
+        x, y = d.x[k][m], d.y[k][m]
+        ys.append(y)
+        vq = np.quantile(v[:, k], [(1 - prob) / 2, 0.5, (1 + prob) / 2])
+        lo_x, hi_x = min(x.min(), vq[0]) - 0.15, max(x.max(), vq[2]) + 0.15
+        grid = np.linspace(lo_x, hi_x, num_points)
+        vals = L[:, k, None] + h[:, k, None] * (grid[None, :] - v[:, k, None]) ** 2
+        med, [(blo, bhi)] = _bands(vals, [prob])
+        N = np.exp(grid)
+        c = colors[k]
+        ax.fill_between(N, blo, bhi, color=c, alpha=0.25, lw=0)
+        ax.plot(N, med, color=c, lw=1.5, label=f"C = {_sci(d.C[k])}")
+        ax.scatter(np.exp(x), y, s=16, color=c, edgecolors="k", linewidths=0.4, zorder=3)
+        Lm = float(np.median(L[:, k]))
+        ax.errorbar([np.exp(vq[1])], [Lm], xerr=[[np.exp(vq[1]) - np.exp(vq[0])], [np.exp(vq[2]) - np.exp(vq[1])]],
+                    fmt="D", color=c, mec="k", mew=0.6, ms=5, capsize=3, zorder=4)
+    # what the markers mean, once
+    ax.scatter([], [], s=16, color="0.6", edgecolors="k", linewidths=0.4, label="runs in the fit window")
+    ax.errorbar([], [], xerr=[], fmt="D", color="0.6", mec="k", ms=5, capsize=3, label=f"vertex N_opt, {_pct(prob)}")
+    yall = np.concatenate(ys)
+    pad = 0.08 * (yall.max() - yall.min())
+    ax.set_ylim(yall.min() - pad, yall.max() + pad)
+    ax.set(xscale="log", xlabel="parameters N", ylabel="loss (nats/token)",
+           title=f"IsoFLOP curves ({_pct(prob)} bands): N_opt ∝ C^a, a = {_interval_text(post.a, prob)}")
+    ax.legend(fontsize="x-small", ncols=2 if K > 6 else 1)
+    return ax
+
+
+def _interval_text(x, prob: float = DEFAULT_PROB, digits: int = 3) -> str:
+    """``median (lo, hi)`` of draws ``x`` with the equal-tailed ``prob`` interval."""
+    x = np.asarray(x, float).ravel()
+    lo, med, hi = np.quantile(x, [(1 - prob) / 2, 0.5, (1 + prob) / 2])
+    return f"{med:.{digits}g} ({lo:.{digits}g}, {hi:.{digits}g})"
+
+
+def plot_isoflop_vertices(post, budgets=None, *, prob: float = DEFAULT_PROB, num_points: int = 60, ax=None):
+    """N_opt against compute (log-log) from an :class:`~bayes_scaling.isoflop.IsoflopPosterior`: the fitted
+    law N_opt = k C^a (median and ``prob`` band of the mean law), each budget's vertex with its interval, and
+    the target ``budgets`` (forecasts with their intervals; the band reaches them). Returns the Axes."""
+    d = post.data
+    K = post.vertex.shape[1]
+    b = _budgets(budgets)
+    C = _compute_grid({"C": d.C[:K]}, b, num_points)
+    vals = post.n_opt(C)
+    med, [(lo, hi)] = _bands(vals, [prob])
+    ax = _new_ax(ax)
+    ax.fill_between(C, lo, hi, color=_BAND_COLOR, alpha=0.3, lw=0, label=f"N_opt = k C^a, {_pct(prob)} band")
+    ax.plot(C, med, color=_BAND_COLOR, lw=1.8, label="median")
+    vm, [(vlo, vhi)] = _bands(np.exp(post.vertex), [prob])
+    colors = _budget_colors(d.C[:K])
+    for k in range(K):
+        ax.errorbar([d.C[k]], [vm[k]], yerr=[[vm[k] - vlo[k]], [vhi[k] - vm[k]]], fmt="D", color=colors[k], mec="k",
+                    mew=0.6, ms=5, capsize=3, zorder=4, label="IsoFLOP vertices" if k == 0 else None)
+    if len(b):
+        bv = post.n_opt(b)
+        bm, [(blo, bhi)] = _bands(bv, [prob])
+        ax.errorbar(b, bm, yerr=[bm - blo, bhi - bm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
+                    label=f"target budgets ({_pct(prob)})")
+        for c, m_, h_ in zip(b, bm, bhi):
+            ax.annotate(_sci(m_, 3), (c, h_), textcoords="offset points", xytext=(-4, 4), ha="right", fontsize=8)
+    ax.set(xscale="log", yscale="log", xlabel=_flops_label(), ylabel="N_opt (parameters)",
+           title=f"IsoFLOP vertices and law: a = {_interval_text(post.a, prob)}")
+    ax.legend(fontsize="small", loc="upper left")
+    return ax
+
+
+# ---- critical batch size ------------------------------------------------------------------------------
+_CBS_DEFS = {"mccandlish": ("B_noise", "o", "B_crit = E_min/S_min"), "zhang": ("cbs", "s", "Zhang CBS")}
+
+
+def _definitions(definition):
+    if definition == "both":
+        return ["mccandlish", "zhang"]
+    if definition not in _CBS_DEFS:
+        raise ValueError(f"definition must be 'mccandlish', 'zhang' or 'both', not {definition!r}")
+    return [definition]
+
+
+def plot_critical_batch(post, *, prob: float = DEFAULT_PROB, definition: str = "both", batch_label: str = "batch size",
+                        num_points: int = 60, ax=None):
+    """Steps to the target against batch size (log-log) of a
+    :class:`~bayes_scaling.batch_size.CriticalBatchPosterior`, one colour per group (target or model size):
+    the observed points, the fitted S(B) = S_min + E_min/B (median) with its ``prob`` band, and the critical
+    batch size with its interval (horizontal error bar) on the curve: McCandlish's B_crit = E_min/S_min
+    (circle; S(B_crit) = 2 S_min) and/or Zhang et al.'s CBS (square), per ``definition`` ("mccandlish",
+    "zhang" or "both"). Returns the Axes."""
+    defs = _definitions(definition)
+    sw = post.sweep
+    G = len(sw.groups)
+    idx = _thin(post.S_min.shape[0])
+    S_min, B_noise = post.S_min[idx], post.B_noise[idx]
+    ax = _new_ax(ax)
+    covariate = next((k for k in ("N", "N_params", "N_params_nominal") if k in sw.extra), None)
+    colors = _budget_colors(sw.extra[covariate]) if covariate else _budget_colors(np.arange(1, G + 1))
+    for g in range(G):
+        m = sw.mask[g] > 0
+        B, S = sw.batch[g][m], sw.steps[g][m]
+        lo_b = min(B.min() / 1.5, float(np.quantile(post.B_noise[:, g], (1 - prob) / 2)))
+        hi_b = max(B.max() * 1.5, float(np.quantile(post.cbs[:, g], (1 + prob) / 2)))
+        grid = np.logspace(np.log10(lo_b), np.log10(hi_b), num_points)
+        vals = S_min[:, g, None] * (1 + B_noise[:, g, None] / grid[None, :])
+        med, [(blo, bhi)] = _bands(vals, [prob])
+        c = colors[g]
+        ax.fill_between(grid, blo, bhi, color=c, alpha=0.25, lw=0)
+        ax.plot(grid, med, color=c, lw=1.5, label=str(sw.groups[g]))
+        ax.scatter(B, S, s=16, color=c, edgecolors="k", linewidths=0.4, zorder=3)
+        for name in defs:
+            attr, marker, _ = _CBS_DEFS[name]
+            x = getattr(post, attr)[:, g]
+            xlo, xm, xhi = np.quantile(x, [(1 - prob) / 2, 0.5, (1 + prob) / 2])
+            ym = float(np.median(post.S_min[:, g] * (1 + post.B_noise[:, g] / xm)))
+            ax.errorbar([xm], [ym], xerr=[[xm - xlo], [xhi - xm]], fmt=marker, color=c, mec="k", mew=0.6, ms=6,
+                        capsize=3, zorder=4)
+    ax.scatter([], [], s=16, color="0.6", edgecolors="k", linewidths=0.4, label="observed")
+    for name in defs:
+        _, marker, text = _CBS_DEFS[name]
+        ax.errorbar([], [], xerr=[], fmt=marker, color="0.6", mec="k", ms=6, capsize=3, label=f"{text}, {_pct(prob)}")
+    ax.set(xscale="log", yscale="log", xlabel=batch_label, ylabel="steps to the target loss",
+           title=f"S(B) = S_min + E_min/B per group ({_pct(prob)} bands)")
+    ax.legend(fontsize="x-small", ncols=2 if G > 5 else 1)
+    return ax
+
+
+def plot_critical_batch_law(source, law=None, *, by: str | None = None, definition: str = "zhang", at=None,
+                            prob: float = DEFAULT_PROB, xlabel: str | None = None, num_points: int = 60, ax=None):
+    """The critical batch size against a per-group covariate (model size N, tokens D or the target loss),
+    log-log: each group's median and ``prob`` interval, the power law B = k x^p (median and band of the mean
+    law) and forecasts at ``at`` (values of the law's input, with their intervals; the band reaches them).
+
+    ``source``: a :class:`~bayes_scaling.batch_size.CriticalBatchPosterior` (then ``by`` names the covariate
+    column and ``definition`` is "zhang" or "mccandlish"; ``law``, e.g. ``post.scaling_law(by)``, adds the
+    band) or the :class:`~bayes_scaling.hyperparams.PowerLawPosterior` itself (its points are the values it
+    was fitted to, intervals from their standard errors). Returns the Axes."""
+    from statistics import NormalDist
+
+    from .hyperparams import PowerLawPosterior
+
+    if isinstance(source, PowerLawPosterior):
+        law, fitted = source, source
+        (name,) = law.inputs
+        x = np.asarray(law.observed[name], float)
+        y = np.asarray(law.observed["y"], float)
+        z = NormalDist().inv_cdf((1 + prob) / 2)
+        sd = np.asarray(law.observed.get("log_y_sd", np.zeros_like(y)), float)
+        ylo, yhi = y * np.exp(-z * sd), y * np.exp(z * sd)
+        what = "B_crit"
+    else:
+        if by is None:
+            by = law.inputs[0] if law is not None else None
+        if by is None or by not in source.sweep.extra:
+            raise ValueError(f"by must name a per-group column of the sweep: {', '.join(source.sweep.extra) or '(none)'}")
+        (d,) = _definitions(definition)
+        attr, _, what = _CBS_DEFS[d]
+        name = by
+        x = source.sweep.extra[by]
+        draws = getattr(source, attr)
+        ylo, y, yhi = np.quantile(draws, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
+    ax = _new_ax(ax)
+    pts = np.asarray(x, float)
+    at = np.zeros(0) if at is None else np.atleast_1d(np.asarray(at, float))
+    if law is not None:
+        if tuple(law.inputs) != (name,):
+            raise ValueError(f"the law's input is {law.inputs}, the points' is {name!r}")
+        allx = np.concatenate([pts, at])
+        grid = np.logspace(np.log10(allx.min() / 1.5), np.log10(allx.max() * 1.5), num_points)
+        vals = np.exp(law.log_mean({name: grid}))
+        med, [(lo, hi)] = _bands(vals, [prob])
+        p = law.exponents[name]
+        ax.fill_between(grid, lo, hi, color=_BAND_COLOR, alpha=0.3, lw=0, label=f"power law, {_pct(prob)} band")
+        ax.plot(grid, med, color=_BAND_COLOR, lw=1.8, label=f"median: exponent {_interval_text(p, prob)}")
+    ax.errorbar(pts, y, yerr=[y - ylo, yhi - y], fmt="o", color="C3", mec="k", mew=0.6, ms=5, capsize=3, zorder=4,
+                label=f"{what} per group, {_pct(prob)}")
+    if len(at):
+        if law is None:
+            raise ValueError("at= forecasts need a law")
+        fv = np.exp(law.log_mean({name: at}))
+        fm, [(flo, fhi)] = _bands(fv, [prob])
+        ax.errorbar(at, fm, yerr=[fm - flo, fhi - fm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
+                    label=f"forecast ({_pct(prob)})")
+        for c, m_, h_ in zip(at, fm, fhi):
+            ax.annotate(f"{m_:.4g}", (c, h_), textcoords="offset points", xytext=(-4, 4), ha="right", fontsize=8)
+    ax.set(xscale="log", yscale="log", xlabel=xlabel or name, ylabel=f"critical batch size ({what})",
+           title=f"{what} against {xlabel or name}")
+    ax.legend(fontsize="small", loc="upper left")
+    return ax

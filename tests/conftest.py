@@ -68,3 +68,41 @@ def small_posterior(demo_report):
     from bayes_scaling import Posterior
 
     return Posterior.load(demo_report / "posterior.nc")
+
+
+# One short posterior each for the published sweeps, shared by their module's tests and the plot tests (sampling
+# and compiling them is most of those tests' time): 2 chains x (300 + 300).
+SWEEP_FAST = dict(num_warmup=300, num_samples=300, num_chains=2)
+POR_CONFIG = ["dataset", "hparams", "warmup", "decay", "param_count", "loss_split"]
+
+
+def porian(sel):
+    import pandas as pd
+
+    pts = pd.read_csv(shared("porian2024_isoflop", "isoflop_points.csv"))
+    for k, v in zip(POR_CONFIG, sel):
+        pts = pts[pts[k] == v]
+    return pts
+
+
+@pytest.fixture(scope="session")
+def zhang_critical_batch():
+    """Zhang et al. 2024's sweep (steps to the target per model size and batch size in sequences)."""
+    from bayes_scaling.batch_size import critical_batch_size
+
+    path = shared("zhang2024_critical_batch", "steps_to_target_loss_DERIVED.csv")
+    return critical_batch_size(path, batch="batch_size_seqs", steps="steps_to_target", group="model_size", **SWEEP_FAST)
+
+
+@pytest.fixture(scope="session")
+def zhang_size_law(zhang_critical_batch):
+    """Zhang's CBS = k N^p through the five sizes' posteriors."""
+    return zhang_critical_batch.scaling_law("N_params_nominal", **SWEEP_FAST)
+
+
+@pytest.fixture(scope="session")
+def porian_tuned():
+    """Porian et al. 2024's tuned configuration (rw, tuned, short, const, standard, val)."""
+    from bayes_scaling.isoflop import isoflop
+
+    return isoflop(porian(("rw", "tuned", "short", "const", "standard", "val")), C="flops", N="n", D="t", **SWEEP_FAST)

@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared
 
 from bayes_scaling.batch_size import critical_batch_size, forecast_critical_batch, load_batch_sweep, zhang_cbs
 
@@ -17,9 +16,8 @@ ZHANG = {"85M": 745, "151M": 955, "302M": 1394, "604M": 1889, "1.2B": 2533}  # s
 
 
 @pytest.fixture(scope="module")
-def zhang():
-    path = shared("zhang2024_critical_batch", "steps_to_target_loss_DERIVED.csv")
-    return critical_batch_size(path, batch="batch_size_seqs", steps="steps_to_target", group="model_size", **FAST)
+def zhang(zhang_critical_batch):
+    return zhang_critical_batch  # conftest: shared with the plot tests
 
 
 def test_zhang_definition_matches_notebook():
@@ -43,10 +41,10 @@ def test_zhang_published_cbs(zhang):
     assert d["divergences"] == 0 and d["max_r_hat"] < 1.05
 
 
-def test_zhang_size_law(zhang):
+def test_zhang_size_law(zhang, zhang_size_law):
     # Zhang et al.: CBS = 93.2 N_millions^0.468. The exponent is a property of the data: close (0.03) and inside
     # our 90% interval, which carries each size's CBS uncertainty and the sizes' scatter about the law.
-    law = zhang.scaling_law("N_params_nominal", **FAST)
+    law = zhang_size_law
     p = law.exponents["N_params_nominal"]
     lo, hi = np.quantile(p, [0.05, 0.95])
     assert abs(np.median(p) - 0.468) < 0.03 and lo < 0.468 < hi

@@ -15,7 +15,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 def test_notebooks_exist_and_are_stored_without_outputs():
     nbformat = pytest.importorskip("nbformat")
     names = {p.stem for p in NOTEBOOKS}
-    assert {"quickstart", "chinchilla_bayes", "families_pooling"} <= names
+    assert {"quickstart", "chinchilla_bayes", "families_pooling", "critical_batch_isoflop"} <= names
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)

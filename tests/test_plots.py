@@ -214,3 +214,100 @@ def test_shared_y_axis_shows_every_family(small_posterior, chinchilla_fit):
     for ax in (a, b):
         y = ax.get_lines()[0].get_ydata()
         assert lo <= y.min() and y.max() <= hi  # neither family's frontier is cut off
+
+
+# ---- IsoFLOP and critical-batch-size figures (posteriors of the published sweeps, shared via conftest) -----------
+def markers(ax):
+    """(x, y) of every non-empty errorbar's marker, in drawing order (legend stand-ins are empty)."""
+    out = []
+    for c in ax.containers:
+        x, y = c.lines[0].get_data()
+        if len(x):
+            out.append((np.asarray(x, float), np.asarray(y, float)))
+    return out
+
+
+def band_x_range(band):
+    v = band.get_paths()[0].vertices
+    return v[:, 0].min(), v[:, 0].max()
+
+
+def test_isoflop_curves(porian_tuned):
+    post = porian_tuned
+    K = post.vertex.shape[1]
+    ax = plots.plot_isoflop(post, prob=0.9)
+    png(ax)
+    assert len(bands(ax)) == K and ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "parameters N" and "loss" in ax.get_ylabel()
+    assert scatter_points(ax) == int(post.data.mask.sum())  # every run in a parabola window, none else
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sum(lab.startswith("C = ") for lab in labels) == K
+    # one vertex marker per budget, at the posterior median N_opt, with the interval of the vertices table
+    v = post.vertices(prob=0.9)
+    ms = markers(ax)
+    assert len(ms) == K
+    np.testing.assert_allclose([m[0][0] for m in ms], v["N_opt"], rtol=1e-3)
+    np.testing.assert_allclose([m[1][0] for m in ms], np.median(post.sampler.flat("L_star")[:, :K], axis=0), rtol=1e-9)
+    lo = [c.lines[2][0].get_segments()[0][0][0] for c in ax.containers if len(c.lines[0].get_xdata())]
+    np.testing.assert_allclose(lo, v["N_opt_lo"], rtol=1e-3)
+
+
+def test_isoflop_vertices_reach_the_budgets(porian_tuned):
+    post = porian_tuned
+    K = post.vertex.shape[1]
+    budgets = [1e21, 1e22]
+    ax = plots.plot_isoflop_vertices(post, budgets)
+    png(ax)
+    assert len(bands(ax)) == 1 and ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "N_opt" in ax.get_ylabel() and "FLOPs" in ax.get_xlabel()
+    ms = markers(ax)
+    assert len(ms) == K + 1  # one per budget's vertex, one errorbar for both target budgets
+    np.testing.assert_allclose([m[0][0] for m in ms[:K]], post.data.C[:K])
+    fc = post.forecast(budgets)
+    np.testing.assert_allclose(ms[-1][1], fc["N_opt"], rtol=1e-9)
+    lo, hi = band_x_range(bands(ax)[0])
+    assert lo < post.data.C.min() and hi > max(budgets)
+
+
+def test_critical_batch_sweep(zhang_critical_batch):
+    post = zhang_critical_batch
+    G = len(post.sweep.groups)
+    ax = plots.plot_critical_batch(post, batch_label="batch size (sequences)")
+    png(ax)
+    assert len(bands(ax)) == G == 5
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert ax.get_xlabel() == "batch size (sequences)" and "steps" in ax.get_ylabel()
+    assert scatter_points(ax) == int(post.sweep.mask.sum())
+    t = post.table(prob=0.9)
+    ms = markers(ax)
+    assert len(ms) == 2 * G  # per group: McCandlish's B_crit, then Zhang's CBS
+    np.testing.assert_allclose([m[0][0] for m in ms[0::2]], t["B_crit"], rtol=1e-9)
+    np.testing.assert_allclose([m[0][0] for m in ms[1::2]], t["cbs_zhang"], rtol=1e-9)
+    labels = [t_.get_text() for t_ in ax.get_legend().get_texts()]
+    assert set(post.sweep.groups) <= set(labels)
+    ax = plots.plot_critical_batch(post, definition="zhang")
+    assert len(markers(ax)) == G
+    with pytest.raises(ValueError, match="definition must be"):
+        plots.plot_critical_batch(post, definition="kaplan")
+
+
+def test_critical_batch_law_reaches_the_forecasts(zhang_critical_batch, zhang_size_law):
+    from bayes_scaling.batch_size import forecast_critical_batch
+
+    post, law = zhang_critical_batch, zhang_size_law
+    at = [3e9, 7e9]
+    ax = plots.plot_critical_batch_law(post, law, at=at)
+    png(ax)
+    assert len(bands(ax)) == 1 and ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert ax.get_xlabel() == "N_params_nominal" and "critical batch size" in ax.get_ylabel()
+    (gx, gy), (fx, fy) = markers(ax)
+    np.testing.assert_allclose(gx, post.sweep.extra["N_params_nominal"])
+    np.testing.assert_allclose(gy, post.table(prob=0.9)["cbs_zhang"], rtol=1e-9)
+    np.testing.assert_allclose(fy, forecast_critical_batch(law, at=at)["median"], rtol=1e-9)
+    lo, hi = band_x_range(bands(ax)[0])
+    assert lo < gx.min() and hi > max(at)
+    # the law alone: its own points (the groups' posterior means in log space), same band
+    ax = plots.plot_critical_batch_law(law)
+    assert len(bands(ax)) == 1 and len(markers(ax)) == 1 and len(markers(ax)[0][0]) == len(gx)
+    with pytest.raises(ValueError, match="by must name"):
+        plots.plot_critical_batch_law(post, by="lr")
