@@ -106,3 +106,16 @@ def porian_tuned():
     from bayes_scaling.isoflop import isoflop
 
     return isoflop(porian(("rw", "tuned", "short", "const", "standard", "val")), C="flops", N="n", D="t", **SWEEP_FAST)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_compilation_caches():
+    """Drop compiled programs after each test module. One pytest process compiles hundreds of XLA programs
+    over the whole suite; keeping all of them alive made XLA abort while compiling late in the run (seen
+    twice at the same test in the full suite, never when that file ran alone)."""
+    yield
+    from bayes_scaling import batch, sampling
+
+    sampling._CACHE.clear()
+    batch._SHARDED.clear()
+    jax.clear_caches()
