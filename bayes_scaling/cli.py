@@ -600,15 +600,7 @@ def _cmd_laws(args) -> int:
 
 
 def _check_small_sampler_args(args) -> None:
-    if not 0 < args.prob < 1:
-        raise UsageError(f"--prob {args.prob}: must be between 0 and 1")
-    for name in ("chains", "warmup", "draws"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name} must be at least 1")
-    if args.draws < 4:
-        raise UsageError("--draws must be at least 4 (R-hat and ESS need them)")
-    if not 0 < args.target_accept < 1:
-        raise UsageError("--target-accept must be between 0 and 1")
+    _check_sampler_args(args)
     _check_json_target(args)
 
 
