@@ -245,15 +245,18 @@ def fit_point_batch(
 
     screened = num_polish is not None and num_starts > num_polish
     grid_note = f"screened {num_starts} starts by objective; L-BFGS from the best {num_polish}" if screened else None
+    if protocol not in ("grid", "warm"):
+        raise ValueError(f"protocol must be 'grid' or 'warm', not {protocol!r}")
+    if protocol == "warm" and not (num_pilots >= 1 and 1 <= num_warm <= min(num_polish or num_starts, num_starts) and verify >= 0):
+        raise ValueError(f"warm protocol: need num_pilots >= 1, 1 <= num_warm <= num_polish and verify >= 0 "
+                         f"(got num_pilots={num_pilots}, num_warm={num_warm}, verify={verify})")
     if protocol == "grid" or F <= num_pilots:
         out = grid(np.arange(F))
         notes_for = lambda i: grid_note
         check = None
-    elif protocol == "warm":
+    else:
         out, notes_for, check = _warm(grid, X, logy, mask, hyper, F, dtype, num_pilots, num_warm, verify, seed, devices,
                                       chunk, fc, static, grid_note)
-    else:
-        raise ValueError(f"protocol must be 'grid' or 'warm', not {protocol!r}")
     fits = {}
     for i, fam in enumerate(batch.families):
         r = batch.runs[i]
@@ -270,7 +273,8 @@ def _warm(grid, X, logy, mask, hyper, F, dtype, num_pilots, num_warm, verify, se
     law = static["law"]
     pilots = np.unique(np.linspace(0, F - 1, num_pilots).round().astype(int))
     pilot_out = grid(pilots)
-    best = [int(np.nanargmin(np.where(np.isfinite(f), f, np.inf))) for f in pilot_out[1]]
+    finite = lambda f: np.where(np.isfinite(f), f, np.inf)  # failed starts rank last
+    best = [int(np.argmin(finite(f))) for f in pilot_out[1]]
     cands = np.stack([pilot_out[0][j, b] for j, b in enumerate(best)])  # (P, num params)
     f0 = np.asarray(_screen_batch(jnp.asarray(cands, dtype), X, logy, mask, hyper, law=law, kind=static["kind"],
                                   prior=static["prior"], family_chunk=int(min(fc, 16))))
@@ -279,11 +283,15 @@ def _warm(grid, X, logy, mask, hyper, F, dtype, num_pilots, num_warm, verify, se
                          chunk=int(min(chunk, keep.shape[1])), family_chunk=fc, newton_first=8, **static)
     out = [np.array(a) for a in out]  # writable copies
     K = out[0].shape[1]
-    rank = lambda f: np.argsort(np.where(np.isfinite(f), f, np.inf), kind="stable")[:K]
-    for j, i in enumerate(pilots):  # pilots keep their grid results (their best K starts)
-        order = rank(pilot_out[1][j])
-        for a, b in zip(out, pilot_out):
+
+    def take(i, src, j):
+        """Family ``i``'s result becomes family ``j``'s of ``src`` (a grid fit), its best K starts."""
+        order = np.argsort(finite(src[1][j]), kind="stable")[:K]
+        for a, b in zip(out, src):
             a[i] = b[j][order]
+
+    for j, i in enumerate(pilots):  # pilots keep their grid results
+        take(i, pilot_out, j)
     others = np.setdiff1d(np.arange(F), pilots)
     rng = np.random.default_rng(seed)
     checked = np.sort(rng.choice(others, size=min(int(verify), len(others)), replace=False)) if verify else np.array([], int)
@@ -291,13 +299,10 @@ def _warm(grid, X, logy, mask, hyper, F, dtype, num_pilots, num_warm, verify, se
     if len(checked):
         ref = grid(checked)
         for j, i in enumerate(checked):
-            fw = np.nanmin(np.where(np.isfinite(out[1][i]), out[1][i], np.inf))
-            fg = np.nanmin(np.where(np.isfinite(ref[1][j]), ref[1][j], np.inf))
+            fw, fg = finite(out[1][i]).min(), finite(ref[1][j]).min()
             diffs.append(float((fw - fg) / max(abs(fg), 1e-300)))
             if fg < fw:  # the grid found a lower minimum: keep it
-                order = rank(ref[1][j])
-                for a, b in zip(out, ref):
-                    a[i] = b[j][order]
+                take(i, ref, j)
     worse = [int(i) for i, d in zip(checked, diffs) if d > 1e-9]
     check = {"protocol": "warm", "pilots": pilots.tolist(), "checked": checked.tolist(),
              "relative_objective_excess": diffs, "checked_worse": worse}

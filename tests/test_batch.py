@@ -158,3 +158,5 @@ def test_warm_protocol_reaches_the_grid_minima():
     assert any("pilot" in note for note in warm.fits["f1"].notes)
     with pytest.raises(ValueError, match="protocol"):
         fit_point_batch("chinchilla", runs, protocol="fast")
+    with pytest.raises(ValueError, match="num_pilots >= 1"):
+        fit_point_batch("chinchilla", runs, protocol="warm", num_pilots=0)
