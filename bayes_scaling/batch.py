@@ -392,15 +392,19 @@ class BatchPosterior:
 
 def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_varies_with_compute: bool | None = None,
                            num_warmup: int = 1000, num_samples: int = 1000, num_chains: int = 4, seed: int = 0,
-                           target_accept: float = 0.9, family_chunk: int | None = None) -> BatchPosterior:
+                           target_accept: float = 0.9, family_chunk: int | None = None,
+                           devices: int | None = None) -> BatchPosterior:
     """NUTS for every family of ``runs`` in one compiled call (families one after another on CPU, vmapped
     on GPU/TPU), each family with its own warm-up adaptation, starts and diagnostics. The model is the
-    single-family one of :func:`~bayes_scaling.sampling.sample_posterior` with padded runs masked out."""
+    single-family one of :func:`~bayes_scaling.sampling.sample_posterior` with padded runs masked out.
+    With several devices the families are sharded over them (``devices``: how many, default all; on CPU
+    ``jax.config.update("jax_num_cpu_devices", os.cpu_count())`` before JAX first runs puts one on each
+    core; the CLI does this)."""
     import time
 
     from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
     from .posterior import Posterior
-    from .sampling import _families_fn, _laplace_inits
+    from .sampling import _laplace_inits, run_families
 
     law = get_law(law)
     runs = as_runs(runs)
@@ -444,9 +448,7 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
     settings = dict(dense_mass=True, target_accept=float(target_accept), max_tree_depth=10, num_warmup=int(num_warmup),
                     num_samples=int(num_samples), num_chains=int(num_chains),
                     chain_method="vectorized" if gpu else "sequential", regularize=False)
-    run = _families_fn(model, int(family_chunk or (F if gpu else 1)), **settings)
-    samples, stats = run(keys, z0s, args)
-    jax.block_until_ready(samples)
+    samples, stats = run_families(model, keys, z0s, args, family_chunk=family_chunk, devices=devices, **settings)
     seconds = time.perf_counter() - t0
     posteriors = {}
     for i, fam in enumerate(batch.families):

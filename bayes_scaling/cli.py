@@ -389,7 +389,10 @@ def _run_families(runs, law, args, inputs, *, kind: str) -> int:
     table = pd.DataFrame(rows)
     forecast = pd.DataFrame(fc)
     with pd.option_context("display.max_columns", 20, "display.width", 160):
-        print(f"{len(records)} families; law {law.name}: {law.formula}")
+        import jax
+
+        devs = jax.devices()
+        print(f"{len(records)} families on {len(devs)} {devs[0].platform} device{'s' if len(devs) > 1 else ''}; law {law.name}: {law.formula}")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
         if len(forecast):
             print("forecast per family (C = 6 N D FLOPs):")
@@ -724,11 +727,37 @@ def _cmd_isoflop(args) -> int:
     return 0 if healthy else 1
 
 
+def _cpu_devices(jax) -> None:
+    """One CPU device per core (at most 16), so that batches of families (``--family``, ``batch-size``,
+    ``isoflop``) are sharded over every core; single fits still run on one. Only before JAX has run anything,
+    and not when ``XLA_FLAGS`` already sets a device count; ``BAYES_SCALING_CPU_DEVICES=n`` chooses n."""
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    wanted = os.environ.get("BAYES_SCALING_CPU_DEVICES", "").strip()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        n = int(wanted) if wanted else min(cores, 16)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(f"BAYES_SCALING_CPU_DEVICES must be a whole number of devices >= 1, not {wanted!r}")
+    if n > 1:
+        try:
+            jax.config.update("jax_num_cpu_devices", n)
+        except RuntimeError:  # JAX has already run in this process (main called from a program): keep its devices
+            pass
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)  # argparse itself exits 2 with a usage line on bad options
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    try:
+        _cpu_devices(jax)
+    except UsageError as err:
+        print(f"bayes-scaling: error: {err}", file=sys.stderr)
+        return 2
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:

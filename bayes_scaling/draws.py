@@ -3,8 +3,8 @@ through points with errors), sampled with the package's one NUTS machinery.
 
 :func:`sample_model` runs :func:`~bayes_scaling.sampling.run_nuts` (chains started at Laplace draws around
 the posterior mode, dense mass matrix) on one NumPyro model; :func:`sample_models` runs the same model on
-many padded, masked datasets in one compiled call (``sampling._families_fn``: vmapped on GPU/TPU, one after
-another in a compiled loop on CPU). numpyro's shrinkage of the adapted mass matrix is on here (unlike
+many padded, masked datasets in one compiled call (``sampling.run_families``: vmapped on GPU/TPU, one after
+another in a compiled loop on CPU, sharded over the devices there are). numpyro's shrinkage of the adapted mass matrix is on here (unlike
 for loss laws): these models have tens of parameters (one vertex, height and curvature per budget), more
 than the first warm-up window has draws, and an unshrunk dense estimate is then singular. Both return :class:`Draws`: arrays ``(chain, draw, ...)`` per site,
 sample stats named as arviz names them, and :meth:`Draws.diagnostics` in plain words (divergences, R-hat,
@@ -102,12 +102,12 @@ def sample_model(model, args, values: Mapping[str, Any], *, watch: Sequence[str]
 
 def sample_models(model, args_list: Sequence[Any], values_list: Sequence[Mapping[str, Any]], *, watch: Sequence[str],
                   seed: int = 0, num_warmup: int = 500, num_samples: int = 500, num_chains: int = 4,
-                  target_accept: float = 0.9, family_chunk: int | None = None) -> list[Draws]:
+                  target_accept: float = 0.9, family_chunk: int | None = None, devices: int | None = None) -> list[Draws]:
     """The same model on many datasets in one compiled call. Every ``args`` must have the same shapes
     (pad and mask first); each dataset adapts its own step size and mass matrix and gets its own
     :class:`Draws`."""
     from .fitting import on_accelerator
-    from .sampling import _families_fn, _laplace_inits
+    from .sampling import _laplace_inits, run_families
 
     key = jax.random.PRNGKey(seed)
     inits = []
@@ -119,9 +119,8 @@ def sample_models(model, args_list: Sequence[Any], values_list: Sequence[Mapping
     keys = jnp.stack([jax.random.split(jax.random.fold_in(key, 2 * i + 1), num_chains) for i in range(F)])
     gpu = on_accelerator()
     settings = _settings(num_warmup, num_samples, num_chains, target_accept, "vectorized" if gpu else "sequential")
-    run = _families_fn(model, int(family_chunk or (F if gpu else 1)), **settings)
-    samples, stats = run(keys, stack(inits), stack(list(args_list)))
-    jax.block_until_ready(samples)
+    samples, stats = run_families(model, keys, stack(inits), stack(list(args_list)), family_chunk=family_chunk,
+                                  devices=devices, **settings)
     out = []
     for i in range(F):
         out.append(Draws(draws={k: np.asarray(v[i]) for k, v in samples.items()},

@@ -155,18 +155,48 @@ def _chains_fn(model, **s):
     return _CACHE[key]
 
 
-def _families_fn(model, family_chunk: int, **s):
+def _families_fn(model, family_chunk: int, num_devices: int = 1, **s):
     """The chains of many families in one jitted call: ``run(keys, z0s, args)`` with a leading family axis
     on every argument; each family adapts its own step size and mass matrix. Families are vmapped in
-    chunks of ``family_chunk`` (1: one after another, the CPU default)."""
-    key = ("families", model, family_chunk, tuple(sorted(s.items())))
+    chunks of ``family_chunk`` (1: one after another, the CPU default). With ``num_devices`` > 1 the family
+    axis (a multiple of it) is sharded over that many devices with ``jax.shard_map``: each device runs its
+    own families."""
+    key = ("families", model, family_chunk, num_devices, tuple(sorted(s.items())))
     if key not in _CACHE:
         _chains_fn(model, **s)
         run = _CACHE[("raw", model, tuple(sorted(s.items())))]
         one = lambda a: run(a[0], a[1], a[2])
-        _CACHE[key] = jax.jit(lambda keys, z0s, args: jax.lax.map(one, (keys, z0s, args),
-                                                                   batch_size=family_chunk if family_chunk > 1 else None))
+        local = lambda keys, z0s, args: jax.lax.map(one, (keys, z0s, args),
+                                                    batch_size=family_chunk if family_chunk > 1 else None)
+        if num_devices > 1:
+            from jax.sharding import Mesh, PartitionSpec as P
+
+            mesh = Mesh(np.array(jax.devices()[:num_devices]), ("family",))
+            local = jax.shard_map(local, mesh=mesh, in_specs=(P("family"),) * 3, out_specs=P("family"), check_vma=False)
+        _CACHE[key] = jax.jit(local)
     return _CACHE[key]
+
+
+def run_families(model, keys, z0s, args, *, family_chunk: int | None = None, devices: int | None = None, **settings):
+    """NUTS for many same-shaped datasets (a leading family axis on ``keys``, ``z0s`` and ``args``) in one
+    compiled call, sharded over ``devices`` (default: every device of the default backend; on CPU, as many as
+    ``jax.config.update("jax_num_cpu_devices", n)`` made, before JAX first ran). Families are padded to a
+    multiple of the device count by repeating the last one, and the padding is dropped from the result.
+    ``family_chunk``: families vmapped together on each device (default 1 on CPU, all on GPU/TPU)."""
+    F = int(jax.tree_util.tree_leaves(keys)[0].shape[0])
+    n_dev = len(jax.devices()) if devices is None else int(devices)
+    n_dev = max(1, min(n_dev, F, len(jax.devices())))
+    per_device = -(-F // n_dev)
+    chunk = int(family_chunk or (per_device if on_accelerator() else 1))
+    pad = (-F) % n_dev
+    padf = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)], axis=0)
+    if pad:
+        keys, z0s, args = jax.tree_util.tree_map(padf, (keys, z0s, args))
+    samples, stats = _families_fn(model, chunk, n_dev, **settings)(keys, z0s, args)
+    if pad:
+        samples, stats = jax.tree_util.tree_map(lambda a: a[:F], (samples, stats))
+    jax.block_until_ready(samples)
+    return samples, stats
 
 
 def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, num_chains=4, chain_method="auto",

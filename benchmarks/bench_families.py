@@ -1,13 +1,16 @@
 """Families benchmark (issue 4): many families in one call against a Python loop of single fits.
 
     python benchmarks/bench_families.py [--sizes 10 100 1000 10000] [--post-sizes 10 100] [--grid-up-to 1000]
+                                        [--cpu-devices N]
 
 Synthetic families of 200 runs each (Chinchilla law, offsets E varying by family, 1% noise). Point fits:
 `fit_point_batch` with the grid protocol (4500-start grid screened, 32 polished, as a single fit), with
 num_polish=4, and with the warm protocol (8 pilot families on the grid, the others from the pilots' optima,
 8 checked against the grid), against a loop of `fit_point` over the same families (timed on 20 families and
 scaled linearly: its per-family cost does not depend on the count). Posteriors: `sample_posterior_batch`
-against a loop of `sample_posterior` (timed on 5 families, scaled). Timings are warm (a first call on other
+against a loop of `sample_posterior` (timed on 5 families, scaled), on one device and sharded over all the
+CPU devices (`--cpu-devices`, default 1: one per core is what the CLI uses; the loop of single posteriors
+runs its chains one after another on one device either way). `--sizes` with no value skips the point fits. Timings are warm (a first call on other
 data of the same shape compiles it) up to 100 families and for the warm protocol at every size; the grid
 protocols beyond 100 families include their ~3 s compile, and are skipped beyond --grid-up-to families
 (about 0.2 s a family). Where both ran, the warm fits' objectives are compared with the grid's.
@@ -28,6 +31,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+if "--cpu-devices" in sys.argv:  # before JAX runs anything
+    jax.config.update("jax_num_cpu_devices", int(sys.argv[sys.argv.index("--cpu-devices") + 1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -57,18 +62,20 @@ def timed(fn):
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10, 100, 1000, 10000])
+    ap.add_argument("--cpu-devices", type=int, default=1, help="CPU devices to shard families over (set before JAX starts)")
     ap.add_argument("--post-sizes", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "families.json"))
     ap.add_argument("--grid-up-to", type=int, default=1000, help="run the grid protocols up to this many families")
     args = ap.parse_args(argv)
     res = {"machine": machine(), "runs_per_family": 200, "point": [], "posterior": []}
-    big = families(max(args.sizes))
+    big = families(max(args.sizes + args.post_sizes + [20]))
     fams = list(dict.fromkeys(big.family.tolist()))
-    single = [big.select(big.family == f) for f in fams[:20]]
-    fit_point(LAW, single[0])
-    _, t_loop = timed(lambda: [fit_point(LAW, s) for s in single])
-    loop_per = t_loop / len(single)
+    if args.sizes:
+        single = [big.select(big.family == f) for f in fams[:20]]
+        fit_point(LAW, single[0])
+        _, t_loop = timed(lambda: [fit_point(LAW, s) for s in single])
+        loop_per = t_loop / len(single)
     for F in args.sizes:
         runs = big.select(np.isin(big.family, fams[:F]))
         row = {"families": F, "loop_s (scaled)": loop_per * F}
@@ -96,12 +103,17 @@ def main(argv=None):
     sample_posterior(LAW, post_single[0])
     _, t_ploop = timed(lambda: [sample_posterior(LAW, s) for s in post_single])
     ploop_per = t_ploop / len(post_single)
+    n_dev = len(jax.devices())
     for F in args.post_sizes:
         runs = big.select(np.isin(big.family, fams[:F]))
-        sample_posterior_batch(LAW, families(F, seed=2))  # compile this shape
-        out, t = timed(lambda: sample_posterior_batch(LAW, runs))
-        row = {"families": F, "loop_s (scaled)": ploop_per * F, "batch_s": t, "families_per_s": F / t,
-               "ratio_vs_loop": ploop_per * F / t, "failing": len(out.failing())}
+        row = {"families": F, "loop_s (scaled)": ploop_per * F, "devices": n_dev}
+        for label, devs in (("batch", 1), ("batch_sharded", n_dev)):
+            if label == "batch_sharded" and n_dev == 1:
+                continue
+            sample_posterior_batch(LAW, families(F, seed=2), devices=devs)  # compile this shape
+            out, t = timed(lambda: sample_posterior_batch(LAW, runs, devices=devs))
+            row.update({f"{label}_s": t, f"{label}_families_per_s": F / t, f"{label}_ratio_vs_loop": ploop_per * F / t,
+                        f"{label}_failing": len(out.failing())})
         res["posterior"].append(row)
         print(row, flush=True)
     print(f"\nmachine: {res['machine']['processor']}, {res['machine']['cpu_count']} cores, {res['machine']['backend']}")
@@ -111,9 +123,12 @@ def main(argv=None):
         print(f"{r['families']:>34}  {r['loop_s (scaled)']:>7.1f}  {g(r, 'batch_s', '{:.1f}'):>7}  {g(r, 'batch_ratio_vs_loop', '{:.2f}'):>5}"
               f"  {g(r, 'batch_polish4_s', '{:.1f}'):>15}  {g(r, 'batch_polish4_ratio_vs_loop', '{:.2f}'):>5}"
               f"  {r['warm_s']:>16.1f}  {r['warm_ratio_vs_loop']:>5.1f}  {g(r, 'warm_worse_than_grid_families', '{}'):>9}")
-    print("posteriors (warm, 4 x (1000 + 1000)):  families  loop(s)  batch(s)  ratio  failing")
+    print(f"posteriors (warm, 4 x (1000 + 1000), {n_dev} CPU device(s)):")
+    print("families  loop(s)  batch, 1 device(s)  ratio  batch, sharded(s)  ratio  failing")
     for r in res["posterior"]:
-        print(f"{r['families']:>38}  {r['loop_s (scaled)']:>7.1f}  {r['batch_s']:>8.1f}  {r['ratio_vs_loop']:>5.2f}  {r['failing']:>7}")
+        print(f"{r['families']:>8}  {r['loop_s (scaled)']:>7.1f}  {r['batch_s']:>18.1f}  {r['batch_ratio_vs_loop']:>5.2f}"
+              f"  {g(r, 'batch_sharded_s', '{:.1f}'):>17}  {g(r, 'batch_sharded_ratio_vs_loop', '{:.2f}'):>5}"
+              f"  {r.get('batch_sharded_failing', r['batch_failing']):>7}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2, default=float) + "\n")
     print(f"wrote {args.out}")

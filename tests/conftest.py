@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jax
@@ -9,6 +10,9 @@ import numpy as np
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+# the CLI puts one CPU device on each core when it is the first thing to run JAX in a process; in-process CLI
+# tests keep one device whatever their order (tests/test_jobs.py checks the several-device CLI in a subprocess)
+os.environ.setdefault("BAYES_SCALING_CPU_DEVICES", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -14,7 +14,7 @@ def main():
     import pandas as pd
 
     from bayes_scaling import load_runs
-    from bayes_scaling.batch import bootstrap_point, fit_point_batch
+    from bayes_scaling.batch import bootstrap_point, fit_point_batch, sample_posterior_batch
 
     assert len(jax.devices()) == 4, jax.devices()
     rng = np.random.default_rng(0)
@@ -28,7 +28,15 @@ def main():
     single = fit_point_batch("power_law_floor", runs, devices=1)
     boot_s = bootstrap_point("power_law_floor", runs, num_resamples=10, seed=1)
     boot_1 = bootstrap_point("power_law_floor", runs, num_resamples=10, seed=1, devices=1)
+    # posteriors: 3 families over 2 devices (padding exercised); each family keeps its own keys and starts
+    three = runs.select(np.isin(runs.family, ["f0", "f1", "f2"]))
+    kw = dict(num_warmup=150, num_samples=100, num_chains=2, seed=3)
+    post_s = sample_posterior_batch("power_law_floor", three, devices=2, **kw)
+    post_1 = sample_posterior_batch("power_law_floor", three, devices=1, **kw)
     out = {
+        "post_families": sorted(post_s.posteriors),
+        "post_max_abs": float(max(np.max(np.abs(post_s.posteriors[f].draws[k] - post_1.posteriors[f].draws[k]))
+                                  for f in post_1.posteriors for k in post_1.posteriors[f].draws)),
         "max_rel_param": max(abs(sharded.fits[f].params[k] / single.fits[f].params[k] - 1) for f in single.fits for k in single.fits[f].params),
         "max_rel_objective": max(abs(sharded.fits[f].objective / single.fits[f].objective - 1) for f in single.fits),
         "boot_max_rel": float(max(np.max(np.abs(boot_s["params"][k] / boot_1["params"][k] - 1)) for k in boot_1["params"])),

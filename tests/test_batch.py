@@ -131,6 +131,8 @@ def test_sharded_equals_unsharded():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["families"] == [f"f{i}" for i in range(6)]
     assert out["max_rel_param"] <= 1e-10 and out["max_rel_objective"] <= 1e-12 and out["boot_max_rel"] <= 1e-10
+    # sharded NUTS runs each family's chains exactly as one device does: the same draws
+    assert out["post_families"] == ["f0", "f1", "f2"] and out["post_max_abs"] <= 1e-9, out["post_max_abs"]
 
 
 def test_warm_protocol_reaches_the_grid_minima():

@@ -90,3 +90,27 @@ def test_cli_family_fit_and_resume(many_families, tmp_path, capsys):
     pd.testing.assert_frame_equal(first, pd.read_csv(out / "families.csv"))
     records = json.loads((out / "families.json").read_text())
     assert [r["family"] for r in records] == [f"f{i}" for i in range(7)]
+
+
+def test_cli_shards_families_over_cpu_cores(many_families, tmp_path, capsys):
+    # a fresh process (devices are fixed when JAX starts) with two CPU devices: the same table as one device
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "fam.csv"
+    many_families.to_csv(path, index=False)
+    args = ["fit", str(path), "--law", "power_law_floor", "--family", "fam", "--budgets", "1e22", "--family-out"]
+    assert main(args + [str(tmp_path / "one")]) == 0
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), BAYES_SCALING_CPU_DEVICES="2")
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run([sys.executable, "-m", "bayes_scaling.cli"] + args + [str(tmp_path / "two")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "7 families on 2 cpu devices" in proc.stdout
+    one, two = pd.read_csv(tmp_path / "one" / "families.csv"), pd.read_csv(tmp_path / "two" / "families.csv")
+    pd.testing.assert_frame_equal(one, two, rtol=1e-10)
+    env["BAYES_SCALING_CPU_DEVICES"] = "two"
+    proc = subprocess.run([sys.executable, "-m", "bayes_scaling.cli", "laws"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "bayes-scaling: error: BAYES_SCALING_CPU_DEVICES must be a whole number of devices >= 1, not 'two'"]
