@@ -9,6 +9,7 @@
     bayes-scaling laws                               list the laws and their formulas
     bayes-scaling batch-size SWEEP.csv --batch B --steps S --group model_size [--law-by N --forecast 3e9]
     bayes-scaling isoflop RUNS --C flops --N n --D t [--by COL ...] [--budgets 1e21 1e23] [--envelope]
+    bayes-scaling hyperparams SWEEP.csv --target lr --by C [--select near_optimal] [--at 1e22 1e23]
 
 Exit codes: 0 success; 1 the fit did not converge or the sampler is unhealthy (divergences or R-hat
 > 1.01; results are printed, flagged); 2 bad input (a one-line message on stderr, no traceback).
@@ -39,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="bayes-scaling",
         description="Fit scaling laws to training runs and forecast compute-optimal models.",
     )
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,report,demo,laws,batch-size,isoflop}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,report,demo,laws,batch-size,isoflop,hyperparams}")
 
     def add_forecast_opts(p):
         p.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C",
@@ -157,6 +158,19 @@ def _parser() -> argparse.ArgumentParser:
     iso.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C", help="budgets to forecast N_opt, D_opt at")
     iso.add_argument("--envelope", action="store_true", help="also the envelope method (Approach 1) on the same runs")
     add_small_sampler_opts(iso)
+
+    hp = sub.add_parser("hyperparams", help="optimal-hyperparameter law (e.g. lr_opt = k C^p) from a sweep table, with intervals")
+    hp.add_argument("sweep", metavar="SWEEP", help="CSV, TSV or Parquet: one row per run with its budget, hyperparameter value and loss")
+    hp.add_argument("--target", required=True, metavar="COLUMN", help="the hyperparameter whose optimum the law gives (e.g. lr, batch_size)")
+    hp.add_argument("--by", nargs="+", default=["C"], metavar="COLUMN",
+                    help="the law's inputs, one budget per distinct combination: C (DeepSeek form, default) or N D (Step Law form)")
+    hp.add_argument("--loss", default="loss", metavar="COLUMN", help="column of final losses (default 'loss')")
+    hp.add_argument("--select", choices=("optimum", "near_optimal"), default="optimum",
+                    help="fit to each budget's best run (default) or to every run within --tol of it (DeepSeek LLM)")
+    hp.add_argument("--tol", type=_positive_float, default=0.0025, help="with --select near_optimal: relative loss tolerance (default 0.0025)")
+    hp.add_argument("--at", nargs="+", default=[], metavar="X",
+                    help="forecast the optimum here: a value of the one input (1e23), or NAME=VALUE,NAME=VALUE for several (N=7e10,D=1.4e12)")
+    add_small_sampler_opts(hp)
     return ap
 
 
@@ -727,6 +741,65 @@ def _cmd_isoflop(args) -> int:
     return 0 if healthy else 1
 
 
+def _forecast_points(items, by) -> list[dict[str, float]]:
+    points = []
+    for item in items:
+        if "=" not in item and len(by) == 1:
+            parts = {by[0]: item}
+        else:
+            parts = dict(p.split("=", 1) if "=" in p else (p, "") for p in item.split(","))
+        if set(parts) != set(by):
+            raise UsageError(f"--at {item}: give a value for each of {', '.join(by)}, as {','.join(f'{b}=VALUE' for b in by)}")
+        point = {}
+        for name, text in parts.items():
+            try:
+                point[name] = _positive_float(text.strip())
+            except argparse.ArgumentTypeError as err:
+                raise UsageError(f"--at {item}: {name}: {err}") from None
+        points.append(point)
+    return points
+
+
+def _cmd_hyperparams(args) -> int:
+    from .hyperparams import hyperparam_law
+
+    _check_small_sampler_args(args)
+    by = list(dict.fromkeys(args.by))
+    if args.target in by or args.loss in by or args.target == args.loss:
+        raise UsageError(f"--target {args.target}, --loss {args.loss} and --by {' '.join(by)} must be different columns")
+    points = _forecast_points(args.at, by)
+    opts = dict(seed=args.seed, num_warmup=args.warmup, num_samples=args.draws, num_chains=args.chains, target_accept=args.target_accept)
+    t0 = time.perf_counter()
+    law = hyperparam_law(args.sweep, target=args.target, by=by, loss=args.loss, select=args.select, tol=args.tol, **opts)
+    prob, pct = args.prob, f"{100 * args.prob:g}%"
+    chosen = "each budget's best run" if args.select == "optimum" else f"every run within {args.tol:g} (relative) of its budget's best loss"
+    n = len(law.observed["y"])
+    formula = f"{args.target}_opt = k " + " ".join(f"{b}^p_{b}" for b in by)
+    out = [f"hyperparameter law ({time.perf_counter() - t0:.1f} s; {args.sweep}): {formula}",
+           f"  fitted to {n} points, {chosen}; medians with {pct} intervals; tau: scatter of single optima about the law"]
+    summary = law.summary(prob)
+    rows = [[name, _iv({"median": r["median"], "lo": r["lo"], "hi": r["hi"]})] for name, r in summary.iterrows()]
+    width = max(len(r[0]) for r in rows)
+    out += [f"  {r[0].ljust(width)}  {r[1]}" for r in rows]
+    diag = law.diagnostics()
+    out.append(_health_line(diag))
+    result = {"source": str(args.sweep), "target": args.target, "by": by, "select": args.select, "tol": args.tol, "prob": prob,
+              "points": {k: np.asarray(v).tolist() for k, v in law.observed.items()},
+              "parameters": {name: {k: float(v) for k, v in r.items()} for name, r in summary.iterrows()},
+              "diagnostics": diag, "forecast": []}
+    if points:
+        x = {b: np.array([p[b] for p in points]) for b in by}
+        mean, one = law.predict(x, prob=prob), law.predict(x, prob=prob, predictive=True, seed=args.seed)
+        for j, p in enumerate(points):
+            where = ", ".join(f"{b} = {p[b]:.4g}" for b in by)
+            out.append(f"  forecast at {where}: law {_iv(mean.iloc[j])}; one new optimum {_iv(one.iloc[j])}")
+            result["forecast"].append({**p, "law": {k: float(mean.iloc[j][k]) for k in ("median", "lo", "hi")},
+                                       "one_new_optimum": {k: float(one.iloc[j][k]) for k in ("median", "lo", "hi")}})
+    print("\n".join(out))
+    _write_json(result, args)
+    return 0 if _healthy(diag) else 1
+
+
 def _cpu_devices(jax) -> None:
     """One CPU device per core (at most 16), so that batches of families (``--family``, ``batch-size``,
     ``isoflop``) are sharded over every core; single fits still run on one. Only before JAX has run anything,
@@ -762,7 +835,7 @@ def main(argv=None) -> int:
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
         return {"fit": _cmd_fit, "sample": _cmd_sample, "report": _cmd_report, "demo": _cmd_demo, "laws": _cmd_laws,
-                "batch-size": _cmd_batch_size, "isoflop": _cmd_isoflop}[args.command](args)
+                "batch-size": _cmd_batch_size, "isoflop": _cmd_isoflop, "hyperparams": _cmd_hyperparams}[args.command](args)
     except (UsageError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
         print(f"bayes-scaling: error: {err}", file=sys.stderr)
         return 2

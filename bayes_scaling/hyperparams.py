@@ -192,15 +192,18 @@ def hyperparam_law(sweep, *, target: str, by: Sequence[str] = ("C",), loss: str 
                    tol: float = 0.0025, **options) -> PowerLawPosterior:
     """Optimal-hyperparameter law from a sweep table: ``target`` (e.g. ``"batch_size"`` or ``"lr"``) as a
     power law in ``by`` (``("C",)``: DeepSeek LLM form; ``("N", "D")``: Step Law form), fitted to the
-    per-budget optima or the near-optimal set (see :func:`sweep_optima`); ``options`` go to
-    :func:`fit_power_law`. ``sweep``: a DataFrame or a CSV path; bad values raise naming column and row."""
+    per-budget optima or the near-optimal set (see :func:`sweep_optima`). A best run pins its budget's optimum
+    only to within the sweep's grid: with ``select="optimum"`` each point carries a standard error of
+    (grid step in log target) / sqrt(12) unless ``y_sd`` is given. ``options`` go to
+    :func:`fit_power_law`. ``sweep``: a DataFrame or a CSV/TSV/Parquet path; bad values raise naming column and row."""
     import pandas as pd
 
-    source = "<DataFrame>"
-    if not isinstance(sweep, pd.DataFrame):
-        source = str(sweep)
-        sweep = pd.read_csv(sweep)
+    from .data import _read_table
+
+    sweep, source, _ = _read_table(sweep)  # CSV, TSV or Parquet; unreadable files raise naming the file
     sweep = sweep.reset_index(drop=True)
+    if len(sweep) == 0:
+        raise ValueError(f"{source}: the table is empty")
     for col in tuple(by) + (target, loss):
         if col not in sweep.columns:
             raise ValueError(f"{source}: column {col!r} not found; the columns are: {', '.join(map(str, sweep.columns))}")
@@ -209,10 +212,27 @@ def hyperparam_law(sweep, *, target: str, by: Sequence[str] = ("C",), loss: str 
         if bad.size:
             raise ValueError(f"{source}: column {col!r}, row {bad[0] + 1}: {sweep[col].iloc[bad[0]]!r} is not a positive number")
     rows = sweep_optima(sweep, by=by, loss=loss, select=select, tol=tol, source=source)
+    grid_sd = []
     for key, g in _budget_groups(sweep, by):
         best = g.loc[g[loss].idxmin(), target]
         vals = np.sort(g[target].unique())
         if best in (vals[0], vals[-1]) and len(vals) > 2:
             warnings.warn(f"{source}: budget {_label(by, key)}: the best {target} ({best:g}) is at the "
                           "edge of the sweep; the optimum may lie outside it", stacklevel=2)
+        grid_sd.append(_grid_sd(np.log(vals), np.log(best)))
+    if select == "optimum" and "y_sd" not in options:
+        # a budget's best run locates its optimum only to within the sweep's grid: uniform within half a grid
+        # step either side, sd = step / sqrt(12) in log space. Without it, optima laid out exactly on a power law
+        # (a sweep grid scaled along the law) make the scatter's posterior collapse to 0 and NUTS fail.
+        options = dict(options, y_sd=np.asarray(grid_sd))
     return fit_power_law({b: rows[b].to_numpy(float) for b in by}, rows[target].to_numpy(float), **options)
+
+
+def _grid_sd(logv: np.ndarray, logbest: float) -> float:
+    """sd of the log optimum's position from the grid step around the best value (the mean of its
+    neighbours' distances; one neighbour at an edge)."""
+    if len(logv) < 2:
+        return 0.0
+    i = int(np.argmin(np.abs(logv - logbest)))
+    steps = [logv[j] - logv[j - 1] for j in (i, i + 1) if 0 < j < len(logv)]
+    return float(np.mean(steps) / np.sqrt(12.0))

@@ -77,3 +77,51 @@ def test_isoflop_command(tmp_path, capsys):
         a = res["configurations"][cfg]["a"]
         assert a["lo"] < 0.25 < a["hi"]
     assert res["envelope"]["a"]["median"] > 0
+
+
+def _hp_sweep(path):
+    """Per budget C a grid of learning rates around DeepSeek LLM's lr_opt = 0.3118 C^-0.125 (factors of sqrt 2),
+    loss a bowl in log lr with 0.1% noise."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for C in np.logspace(17, 20, 7):
+        l0 = 0.3118 * C ** -0.125
+        for f in 2.0 ** np.arange(-2, 2.5, 0.5):
+            rows.append({"C": C, "lr": l0 * f, "loss": 3.0 * (1 + 0.02 * np.log(f) ** 2) * np.exp(1e-3 * rng.standard_normal())})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_hyperparams_command(tmp_path, capsys):
+    csv = _hp_sweep(tmp_path / "lr.csv")
+    out = tmp_path / "lr.json"
+    code = main(["hyperparams", str(csv), "--target", "lr", "--by", "C", "--at", "1e23", "--json", str(out)] + SMALL)
+    text = capsys.readouterr().out
+    assert code in (0, 1)  # 1 only flags an unhealthy sampler
+    assert "lr_opt = k C^p_C" in text and "fitted to 7 points" in text and "forecast at C = 1e+23" in text
+    res = json.loads(out.read_text())
+    p = res["parameters"]["exponent_C"]
+    # the per-budget optimum sits on the sqrt-2 grid around the truth: -0.125 inside the interval
+    assert p["lo"] < -0.125 < p["hi"] and abs(p["median"] + 0.125) < 0.03
+    truth = 0.3118 * 1e23 ** -0.125
+    f = res["forecast"][0]
+    assert f["C"] == 1e23 and f["one_new_optimum"]["lo"] <= f["law"]["lo"] < truth < f["law"]["hi"] <= f["one_new_optimum"]["hi"]
+    assert res["points"]["C"] == sorted(res["points"]["C"]) and len(res["points"]["y"]) == 7
+    # bad input: one line naming the problem, exit 2, nothing written over
+    df = pd.read_csv(csv)
+    df.loc[3, "lr"] = -1.0
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    cases = [
+        (["hyperparams", str(bad), "--target", "lr"], "column 'lr', row 4"),
+        (["hyperparams", str(csv), "--target", "eta"], "column 'eta' not found"),
+        (["hyperparams", str(csv), "--target", "lr", "--by", "N", "D", "--at", "1e9"], "--at 1e9: give a value for each of N, D"),
+        (["hyperparams", str(csv), "--target", "lr", "--at", "C=big"], "--at C=big: C:"),
+        (["hyperparams", str(csv), "--target", "lr", "--by", "lr"], "must be different columns"),
+        (["hyperparams", str(tmp_path / "missing.csv"), "--target", "lr"], "no such file"),
+        (["hyperparams", str(csv), "--target", "lr", "--json", str(out)], "exists"),
+    ]
+    for argv, message in cases:
+        assert main(argv + SMALL) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
