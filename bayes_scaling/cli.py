@@ -110,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C",
                         help="training compute budgets in FLOPs (default: 1e21 5.76e23 1e25)")
     report.add_argument("--out", metavar="DIR", required=True,
-                        help="write DIR/report.html, report.md, report.json, figures/*.png and posterior.nc")
+                        help="write DIR/report.html, report.md, report.json, figures/*.png and posterior.nc; with --family "
+                             "DIR/index.html (.md, .json) over the families and DIR/families/NNN-name/ with each one's report")
     report.add_argument("--posterior", metavar="PATH", default=None,
                         help="use a posterior saved by `sample --out` (posterior.nc) instead of sampling again")
     report.add_argument("--title", default=None, help="the report's title")
@@ -563,8 +564,7 @@ def _write_report(post, runs, args, *, inputs=None, data_path=None, title=None, 
 def _cmd_report(args) -> int:
     _check_sampler_args(args)
     if args.family:
-        raise UsageError("report draws one posterior; for families use `sample --family` (per-family small multiples: "
-                         "bayes_scaling.plots.plot_families)")
+        return _family_report(args)
     _check_report_target(args.out, args.force)
     law, runs, inputs = _law_and_runs(args)
     post = None
@@ -582,6 +582,47 @@ def _cmd_report(args) -> int:
     code, post = _run_posterior(runs, post.law if post is not None else law, args, inputs=inputs, post=post)
     _write_report(post, runs, args, inputs=inputs, title=args.title, save_posterior=not args.posterior)
     return code
+
+
+def _family_report(args) -> int:
+    """``report --family``: every family's posterior in one batch, an index page over them and each family's report."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .batch import sample_posterior_batch
+    from .family_report import family_report_files, write_family_report
+
+    if args.posterior:
+        raise UsageError("--posterior reuses one saved posterior; with --family every family is sampled (drop one of them)")
+    if args.family_out or args.resume:
+        raise UsageError("report --family writes everything into --out; --family-out and --resume belong to fit and sample")
+    out = args.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    existing = [p for p in family_report_files(out) if os.path.exists(p)]
+    if os.path.isdir(os.path.join(out, "families")) and os.listdir(os.path.join(out, "families")):
+        existing.append(os.path.join(out, "families"))
+    if existing and not args.force:
+        raise UsageError(f"{existing[0]} exists; not overwriting it (pass --force to replace it)")
+    law, runs, inputs = _law_and_runs(args)
+    batch = sample_posterior_batch(law, runs, likelihood=args.likelihood, num_warmup=args.warmup, num_samples=args.draws,
+                                   num_chains=args.chains, seed=args.seed, target_accept=args.target_accept,
+                                   noise_varies_with_compute={"auto": None, "constant": False, "compute": True}[args.noise])
+    if not batch.posteriors:
+        raise UsageError(f"{args.runs}: no family has enough runs to sample: " +
+                         "; ".join(f"{f}: {why}" for f, why in list(batch.skipped.items())[:5]))
+    failing = batch.failing()
+    print(f"{len(batch.posteriors)} families sampled in {batch.seconds:.1f} s ({len(batch.skipped)} skipped); "
+          f"{len(failing)} with an unhealthy sampler")
+    for fam, why in failing.items():
+        print(f"  NEEDS ATTENTION {fam}: {'; '.join(why)}")
+    for fam, why in batch.skipped.items():
+        print(f"  skipped {fam}: {why}")
+    paths = write_family_report(batch, out, runs=runs, budgets=args.budgets, prob=args.prob, title=args.title,
+                                inputs=inputs or None, force=True)
+    print(f"wrote the report: {paths['html']} (open it in a browser; it links each family's report under "
+          f"{os.path.join(out, 'families')}), {paths['markdown']}, {paths['json']}")
+    return 1 if failing else 0
 
 
 def _cmd_demo(args) -> int:
