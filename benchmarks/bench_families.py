@@ -65,7 +65,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[10, 100, 1000, 10000])
     ap.add_argument("--cpu-devices", type=int, default=1, help="CPU devices to shard families over (set before JAX starts)")
-    ap.add_argument("--post-sizes", type=int, nargs="+", default=[10, 100])
+    ap.add_argument("--post-sizes", type=int, nargs="*", default=[10, 100])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "families.json"))
     ap.add_argument("--grid-up-to", type=int, default=1000, help="run the grid protocols up to this many families")
     args = ap.parse_args(argv)
@@ -81,10 +81,13 @@ def main(argv=None):
         runs = big.select(np.isin(big.family, fams[:F]))
         row = {"families": F, "loop_s (scaled)": loop_per * F}
         fits = {}
-        for label, kw in (("batch", {}), ("batch_polish4", {"num_polish": 4}), ("warm", {"protocol": "warm"})):
-            if label != "warm" and F > args.grid_up_to:
+        variants = [("batch", {}), ("batch_polish4", {"num_polish": 4}), ("warm", {"protocol": "warm"})]
+        if len(jax.devices()) > 1:  # the same warm protocol on one device, for the sharding's gain
+            variants.append(("warm_1device", {"protocol": "warm", "devices": 1}))
+        for label, kw in variants:
+            if not label.startswith("warm") and F > args.grid_up_to:
                 continue
-            if F <= 100 or label == "warm":
+            if F <= 100 or label.startswith("warm"):
                 # compile this shape first (the grid protocols beyond 100 families include the ~3 s compile)
                 _, row[f"{label}_cold_s"] = timed(lambda: fit_point_batch(LAW, families(F, seed=1), **kw))
             out, t = timed(lambda: fit_point_batch(LAW, runs, **kw))
@@ -100,11 +103,12 @@ def main(argv=None):
         row["warm_check"] = {k: v for k, v in fits["warm"].check.items() if k != "pilots"} if fits["warm"].check else None
         res["point"].append(row)
         print(row, flush=True)
-    post_single = [big.select(big.family == f) for f in fams[:5]]
-    sample_posterior(LAW, post_single[0])
-    _, t_ploop = timed(lambda: [sample_posterior(LAW, s) for s in post_single])
-    ploop_per = t_ploop / len(post_single)
     n_dev = len(jax.devices())
+    if args.post_sizes:
+        post_single = [big.select(big.family == f) for f in fams[:5]]
+        sample_posterior(LAW, post_single[0])
+        _, t_ploop = timed(lambda: [sample_posterior(LAW, s) for s in post_single])
+        ploop_per = t_ploop / len(post_single)
     for F in args.post_sizes:
         runs = big.select(np.isin(big.family, fams[:F]))
         row = {"families": F, "loop_s (scaled)": ploop_per * F, "devices": n_dev}
@@ -121,12 +125,14 @@ def main(argv=None):
         res["posterior"].append(row)
         print(row, flush=True)
     print(f"\nmachine: {res['machine']['processor']}, {res['machine']['cpu_count']} cores, {res['machine']['backend']}")
-    print("point fits (warm timings):  families  loop(s)  grid(s)  ratio  num_polish=4(s)  ratio  warm protocol(s)  ratio  warm>grid")
+    print(f"point fits (warm timings, {n_dev} CPU device(s)):  families  loop(s)  grid(s)  ratio  num_polish=4(s)  ratio  "
+          "warm protocol(s)  ratio  warm>grid  warm, 1 device(s)  ratio")
     g = lambda r, k, f: f.format(r[k]) if k in r else "-"
     for r in res["point"]:
         print(f"{r['families']:>34}  {r['loop_s (scaled)']:>7.1f}  {g(r, 'batch_s', '{:.1f}'):>7}  {g(r, 'batch_ratio_vs_loop', '{:.2f}'):>5}"
               f"  {g(r, 'batch_polish4_s', '{:.1f}'):>15}  {g(r, 'batch_polish4_ratio_vs_loop', '{:.2f}'):>5}"
-              f"  {r['warm_s']:>16.1f}  {r['warm_ratio_vs_loop']:>5.1f}  {g(r, 'warm_worse_than_grid_families', '{}'):>9}")
+              f"  {r['warm_s']:>16.1f}  {r['warm_ratio_vs_loop']:>5.1f}  {g(r, 'warm_worse_than_grid_families', '{}'):>9}"
+              f"  {g(r, 'warm_1device_s', '{:.1f}'):>17}  {g(r, 'warm_1device_ratio_vs_loop', '{:.1f}'):>5}")
     print(f"posteriors (warm, 4 x (1000 + 1000), {n_dev} CPU device(s)):")
     print("families  loop(s)  batch, 1 device(s)  ratio  batch, sharded(s)  ratio  failing")
     for r in res["posterior"]:

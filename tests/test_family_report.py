@@ -13,7 +13,7 @@ import pytest
 from bayes_scaling.cli import main
 from bayes_scaling.family_report import family_dir_name
 
-from test_report import parse
+from test_report import _chromium, _run_chromium, parse
 
 SMALL = ["--chains", "2", "--warmup", "300", "--draws", "200"]
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.347, "beta": 0.367}
@@ -83,3 +83,13 @@ def test_family_report_refuses_to_overwrite_and_bad_options(family_report, famil
     assert main(base) == 2 and "exists; not overwriting it" in capsys.readouterr().err
     assert main(base + ["--posterior", "x.nc"]) == 2 and "--posterior reuses one saved posterior" in capsys.readouterr().err
     assert main(base + ["--resume"]) == 2 and "--family-out and --resume belong to fit and sample" in capsys.readouterr().err
+
+
+def test_index_renders_in_headless_chromium(family_report):
+    out, _ = family_report
+    browser = _chromium()
+    res = _run_chromium(browser, "--virtual-time-budget=15000", "--dump-dom", (out / "index.html").resolve().as_uri())
+    assert res.returncode == 0, res.stderr[-2000:]
+    page = parse(res.stdout)
+    assert page.body.get("data-report-status") == "ok" and page.body["data-images-loaded"] == "2", page.body
+    assert page.tables["families"] == 2
