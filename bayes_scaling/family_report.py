@@ -19,16 +19,14 @@ Nothing is overwritten unless ``force=True``.
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import html
 import io
-import json
 import os
 import re
 from typing import Any, Iterable, Mapping
 
-from .report import _CHECK_SCRIPT, _CSS, DEFAULT_BUDGETS, _clean, _num, provenance, report_files, write_report
+from .report import DEFAULT_BUDGETS, _clean, _num, figure_html, page_start, provenance, report_files, write_page, write_report
 
 __all__ = ["write_family_report", "family_dir_name", "family_report_files"]
 
@@ -132,11 +130,7 @@ def _render_html(data, figures: Mapping[str, bytes]) -> str:
     e = html.escape
     pct = f"{100 * data['prob']:g}%"
     prov = data["provenance"]
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>{e(data['title'])}</title><style>{_CSS}</style>",
-             f"<script>{_CHECK_SCRIPT}</script></head>", '<body data-report-status="loading">',
-             f"<h1>{e(data['title'])}</h1>",
+    parts = page_start(data["title"]) + [
              f"<p class=\"meta\">Written {e(data['created'])} by bayes_scaling {e(data['bayes_scaling_version'])}. "
              f"{len(data['families'])} families sampled, {len(data['skipped'])} skipped. Intervals: {pct} equal-tailed. "
              f"Law: {e(data['law']['name'])}, {e(data['law']['formula'])}.</p>"]
@@ -165,11 +159,9 @@ def _render_html(data, figures: Mapping[str, bytes]) -> str:
                  f"{data['seconds']:.1f} s for all families in one batch.</p>")
     parts.append("<h2>Figures</h2>")
     captions = dict(_FIGURES)
-    for name, png in figures.items():
-        b64 = base64.b64encode(png).decode("ascii")
-        note = f" The first {data['families_drawn']} of {len(data['families'])} families." if data["families_drawn"] < len(data["families"]) else ""
-        parts.append(f'<figure id="fig-{name}"><img src="data:image/png;base64,{b64}" alt="{e(name)}">'
-                     f"<figcaption>{e(captions[name] + note)}</figcaption></figure>")
+    drawn, total = data["families_drawn"], len(data["families"])
+    note = f" The first {drawn} of {total} families." if drawn < total else ""
+    parts += [figure_html(name, png, captions[name] + note) for name, png in figures.items()]
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -251,18 +243,6 @@ def write_family_report(batch, out_dir, *, runs=None, budgets=DEFAULT_BUDGETS, p
         "families_drawn": min(len(fams), max_families_drawn),
     })
     figures = _figures(batch, runs, budgets, prob, dpi, max_families_drawn)
-    fig_dir = os.path.join(out_dir, "figures")
-    os.makedirs(fig_dir, exist_ok=True)
-    for name, png in figures.items():
-        with open(os.path.join(fig_dir, f"{name}.png"), "wb") as fh:
-            fh.write(png)
-    paths = {"html": os.path.join(out_dir, "index.html"), "markdown": os.path.join(out_dir, "index.md"),
-             "json": os.path.join(out_dir, "index.json"), "figures": fig_dir, "families": per_family}
-    with open(paths["html"], "w", encoding="utf-8") as fh:
-        fh.write(_render_html(data, figures))
-    with open(paths["markdown"], "w", encoding="utf-8") as fh:
-        fh.write(_render_markdown(data, figures))
-    with open(paths["json"], "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, allow_nan=False)
-        fh.write("\n")
+    paths = write_page(out_dir, "index", data, figures, _render_html(data, figures), _render_markdown(data, figures))
+    paths["families"] = per_family
     return paths

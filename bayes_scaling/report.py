@@ -326,13 +326,26 @@ window.addEventListener("load", function () {
 """
 
 
+def page_start(title: str) -> list[str]:
+    """The opening of a self-contained report page: head (style, the image check), body tag, heading."""
+    e = html.escape
+    return ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{e(title)}</title><style>{_CSS}</style>",
+            f"<script>{_CHECK_SCRIPT}</script></head>", '<body data-report-status="loading">', f"<h1>{e(title)}</h1>"]
+
+
+def figure_html(name: str, png: bytes, caption: str) -> str:
+    """A figure embedded as a base64 PNG data URI, with its caption."""
+    e = html.escape
+    b64 = base64.b64encode(png).decode("ascii")
+    return (f'<figure id="fig-{e(name)}"><img src="data:image/png;base64,{b64}" alt="{e(name)}">'
+            f"<figcaption>{e(caption)}</figcaption></figure>")
+
+
 def render_html(data, figures: Mapping[str, bytes]) -> str:
     e = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>{e(data['title'])}</title><style>{_CSS}</style>",
-             f"<script>{_CHECK_SCRIPT}</script></head>", '<body data-report-status="loading">',
-             f"<h1>{e(data['title'])}</h1>",
+    parts = page_start(data["title"]) + [
              f"<p class=\"meta\">Written {e(data['created'])} by bayes_scaling {e(data['bayes_scaling_version'])}. "
              f"Intervals: {e(data['interval'])}.</p>"]
     ex = data.get("exponent_a")
@@ -364,10 +377,7 @@ def render_html(data, figures: Mapping[str, bytes]) -> str:
                  f"start: {e(str(sm.get('init')))}.</p>")
     parts.append("<h2>Figures</h2>")
     captions = dict(FIGURES)
-    for name, png in figures.items():
-        b64 = base64.b64encode(png).decode("ascii")
-        parts.append(f'<figure id="fig-{name}"><img src="data:image/png;base64,{b64}" alt="{e(name)}">'
-                     f"<figcaption>{e(captions.get(name, name))}</figcaption></figure>")
+    parts += [figure_html(name, png, captions.get(name, name)) for name, png in figures.items()]
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -411,18 +421,23 @@ def write_report(post, out_dir, *, runs=None, budgets=DEFAULT_BUDGETS, prob: flo
     data = build_report(post, runs=runs, budgets=budgets, prob=prob, data_path=data_path, title=title, notes=notes,
                         inputs=inputs)
     figures = render_figures(post, runs=runs, budgets=budgets, prob=prob, dpi=dpi, inputs=inputs)
+    data["figures"] = [{"name": n, "file": f"figures/{n}.png", "caption": dict(FIGURES)[n]} for n in figures]
+    return write_page(out_dir, "report", data, figures, render_html(data, figures), render_markdown(data, figures))
+
+
+def write_page(out_dir, stem: str, data, figures: Mapping[str, bytes], html_text: str, markdown_text: str) -> dict[str, str]:
+    """Write ``figures/*.png``, ``{stem}.html``, ``{stem}.md`` and ``{stem}.json`` (``data``) into ``out_dir``;
+    returns their paths (``html``, ``markdown``, ``json``, ``figures``: the folder)."""
     fig_dir = os.path.join(out_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     for name, png in figures.items():
         with open(os.path.join(fig_dir, f"{name}.png"), "wb") as fh:
             fh.write(png)
-    data["figures"] = [{"name": n, "file": f"figures/{n}.png", "caption": dict(FIGURES)[n]} for n in figures]
-    paths = {"html": os.path.join(out_dir, "report.html"), "markdown": os.path.join(out_dir, "report.md"),
-             "json": os.path.join(out_dir, "report.json"), "figures": fig_dir}
-    with open(paths["html"], "w", encoding="utf-8") as fh:
-        fh.write(render_html(data, figures))
-    with open(paths["markdown"], "w", encoding="utf-8") as fh:
-        fh.write(render_markdown(data, figures))
+    paths = {"html": os.path.join(out_dir, f"{stem}.html"), "markdown": os.path.join(out_dir, f"{stem}.md"),
+             "json": os.path.join(out_dir, f"{stem}.json"), "figures": fig_dir}
+    for key, text in (("html", html_text), ("markdown", markdown_text)):
+        with open(paths[key], "w", encoding="utf-8") as fh:
+            fh.write(text)
     with open(paths["json"], "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, allow_nan=False)
         fh.write("\n")
