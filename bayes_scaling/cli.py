@@ -480,7 +480,9 @@ def _run_posterior(runs, law, args, *, inputs=None, out_dir=None, post=None, sec
     prob = args.prob
     table = post.summary(prob=prob)
     pct = f"{100 * prob:g}%"
-    out = [f"posterior ({seconds:.1f} s): median and {pct} equal-tailed interval; R-hat; bulk/tail ESS"]
+    devs = post.settings.get("devices", 1)
+    where = f"; chains over {devs} devices" if isinstance(devs, int) and devs > 1 else ""
+    out = [f"posterior ({seconds:.1f} s{where}): median and {pct} equal-tailed interval; R-hat; bulk/tail ESS"]
     for name, r in table.iterrows():
         out.append(f"  {name:<10} {r['median']:.6g}  ({r[f'eti_{pct}_lo']:.6g}, {r[f'eti_{pct}_hi']:.6g})"
                    f"  r_hat {r['r_hat']:.3f}  ess {r['ess_bulk']:.0f}/{r['ess_tail']:.0f}")

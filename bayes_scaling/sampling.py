@@ -155,6 +155,31 @@ def _chains_fn(model, **s):
     return _CACHE[key]
 
 
+def _sharded_chains_fn(model, num_devices: int, **s):
+    """:func:`_chains_fn` with the chain axis (a multiple of ``num_devices``) sharded over that many devices:
+    each device runs its chains one after another; the model arguments are copied to every device."""
+    from jax.sharding import Mesh, PartitionSpec as P
+
+    key = ("sharded_chains", model, num_devices, tuple(sorted(s.items())))
+    if key not in _CACHE:
+        _chains_fn(model, **s)
+        run = _CACHE[("raw", model, tuple(sorted(s.items())))]
+        mesh = Mesh(np.array(jax.devices()[:num_devices]), ("chain",))
+        _CACHE[key] = jax.jit(jax.shard_map(run, mesh=mesh, in_specs=(P("chain"), P("chain"), P()), out_specs=P("chain"),
+                                            check_vma=False))
+    return _CACHE[key]
+
+
+def _chain_devices(chain_method: str, num_chains: int, devices: int | None) -> int:
+    """How many devices the chains of one posterior run on: with sequential chains (the CPU default) and
+    several devices (``jax.config.update("jax_num_cpu_devices", n)``; the CLI gives one per core), up to one
+    per chain; ``devices`` caps it (1: one device)."""
+    if chain_method != "sequential" or num_chains < 2:
+        return 1
+    n = len(jax.devices()) if devices is None else max(1, int(devices))
+    return max(1, min(n, num_chains, len(jax.devices())))
+
+
 def _families_fn(model, family_chunk: int, num_devices: int = 1, **s):
     """The chains of many families in one jitted call: ``run(keys, z0s, args)`` with a leading family axis
     on every argument; each family adapts its own step size and mass matrix. Families are vmapped in
@@ -201,10 +226,11 @@ def run_families(model, keys, z0s, args, *, family_chunk: int | None = None, dev
 
 def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, num_chains=4, chain_method="auto",
              dense_mass=True, target_accept=0.9, max_tree_depth=10, init_scale=1.0, regularize_mass_matrix=False,
-             progress_bar=False):
+             progress_bar=False, devices: int | None = None):
     """NUTS on ``model(*args)`` with chains started at Laplace draws around ``values`` (sample-site values
     at the MAP point). Returns ``(samples, stats, laplace_ok, chain_method)``: NumPy arrays shaped
-    ``(chain, draw, ...)`` for every site (deterministic ones included) and the sample stats."""
+    ``(chain, draw, ...)`` for every site (deterministic ones included) and the sample stats. Sequential
+    chains are spread over the devices there are (``devices`` caps how many; see :func:`_chain_devices`)."""
     key = jax.random.PRNGKey(seed)
     k_init, k_run = jax.random.split(key)
     init_params, laplace_ok = _laplace_inits(k_init, model, args, values, num_chains, init_scale)
@@ -228,7 +254,18 @@ def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, 
                  "step_size": extra["adapt_state.step_size"], "energy": extra["energy"]}
     else:
         keys = jax.random.split(k_run, num_chains)
-        samples, stats = _chains_fn(model, **settings_)(keys, init_params, args)
+        n_dev = _chain_devices(chain_method, num_chains, devices)
+        if n_dev > 1:
+            # chains spread over the devices: each chain's draws are those it gives on one device
+            pad = (-num_chains) % n_dev
+            if pad:
+                keys, init_params = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]),
+                                                           (keys, init_params))
+            samples, stats = _sharded_chains_fn(model, n_dev, **settings_)(keys, init_params, args)
+            if pad:
+                samples, stats = jax.tree_util.tree_map(lambda a: a[:num_chains], (samples, stats))
+        else:
+            samples, stats = _chains_fn(model, **settings_)(keys, init_params, args)
     jax.block_until_ready(samples)
     samples = {k: np.asarray(v) for k, v in samples.items()}
     stats = {k: np.asarray(v) for k, v in stats.items()}
@@ -255,6 +292,7 @@ def sample_posterior(
     init_scale: float = 1.0,
     regularize_mass_matrix: bool = False,
     progress_bar: bool = False,
+    devices: int | None = None,
 ) -> Posterior:
     """Sample the posterior of ``law``'s parameters given ``runs`` with NUTS.
 
@@ -270,6 +308,10 @@ def sample_posterior(
                    ``"sequential"``, or ``"parallel"`` (one chain per device, through numpyro's MCMC).
     seed:          the same seed gives identical draws.
     init_scale:    chains start at MAP + init_scale x (Laplace covariance)^(1/2) x N(0, 1) draws.
+    devices:       with sequential chains (the CPU default) and several devices, the chains are spread over up to
+                   ``devices`` of them (default: all; one chain per device at most), with the same draws as on one.
+                   JAX gives a CPU one device unless ``jax.config.update("jax_num_cpu_devices", n)`` runs right
+                   after ``import jax``; the CLI makes one per core.
     regularize_mass_matrix: numpyro's shrinkage of the adapted mass matrix toward 1e-3 I. Off by default:
                    posterior scales here are ~1e-2 and smaller, and the shrinkage then swamps the narrowest
                    direction (on Chinchilla: 26 leapfrog steps per draw with it, 8 without).
@@ -300,7 +342,7 @@ def sample_posterior(
     samples, stats, laplace_ok, chain_method = run_nuts(
         model, args, values, seed=seed, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
         chain_method=chain_method, dense_mass=dense_mass, target_accept=target_accept, max_tree_depth=max_tree_depth,
-        init_scale=init_scale, regularize_mass_matrix=regularize_mass_matrix, progress_bar=progress_bar)
+        init_scale=init_scale, regularize_mass_matrix=regularize_mass_matrix, progress_bar=progress_bar, devices=devices)
     seconds = time.perf_counter() - t0
     draws = {p.name: np.asarray(samples[p.name]) for p in law.params if p.name in samples}
     for name, value in law.fixed_values.items():
@@ -319,6 +361,7 @@ def sample_posterior(
         "num_samples": num_samples,
         "num_chains": num_chains,
         "chain_method": chain_method,
+        "devices": 1 if progress_bar else _chain_devices(chain_method, num_chains, devices),
         "dense_mass": dense_mass,
         "target_accept": target_accept,
         "max_tree_depth": max_tree_depth,

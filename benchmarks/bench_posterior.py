@@ -1,12 +1,14 @@
 """Posterior benchmark (issue 3): NUTS on the 240 Chinchilla runs against the bootstrap a peer would run.
 
-    python benchmarks/bench_posterior.py [--out benchmarks/results/posterior.json]
+    python benchmarks/bench_posterior.py [--out benchmarks/results/posterior.json] [--cpu-devices N] [--no-bootstrap]
 
 In one run: time to a posterior (4 chains x 1000 warm-up + 1000 draws; cold = first call incl. compile,
 warm = second call), bulk ESS per second for each parameter, and the 80% intervals of N_opt(5.76e23) and
 the exponent a = beta/(alpha+beta); against 4000 bootstrap refits of the Huber protocol with scipy
 L-BFGS-B (analytic gradients, each started at the full-data optimum) with tight tolerances (converged),
-and, to show the pitfall of METHODS §1.1, with scipy's default tolerances.
+and, to show the pitfall of METHODS §1.1, with scipy's default tolerances. With `--cpu-devices N` (N > 1) the
+runs above stay on one device and the same posterior is also timed with its 4 chains spread over the N CPU
+devices (what the CLI does, one device per core).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ sys.path.insert(0, str(ROOT))
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+if "--cpu-devices" in sys.argv:  # before JAX runs anything
+    jax.config.update("jax_num_cpu_devices", int(sys.argv[sys.argv.index("--cpu-devices") + 1]))
 import numpy as np  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
@@ -58,6 +62,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--num-boot", type=int, default=4000)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "posterior.json"))
+    ap.add_argument("--cpu-devices", type=int, default=1, help="CPU devices (set before JAX starts)")
+    ap.add_argument("--no-bootstrap", action="store_true", help="skip the scipy bootstrap baselines")
     args = ap.parse_args(argv)
     runs = load_chinchilla()
     res = {"machine": machine(), "num_runs": len(runs)}
@@ -67,9 +73,12 @@ def main(argv=None):
                ("vectorized chains, cold", {"chain_method": "vectorized"}), ("vectorized chains, warm", {"chain_method": "vectorized"}),
                ("4 x (500 + 500), cold", {"num_warmup": 500, "num_samples": 500}),
                ("4 x (500 + 500), warm", {"num_warmup": 500, "num_samples": 500}))
+    n_dev = len(jax.devices())
+    if n_dev > 1:
+        configs += ((f"chains over {n_dev} devices, cold", {"devices": n_dev}), (f"chains over {n_dev} devices, warm", {"devices": n_dev}))
     for label, kw in configs:
         t = time.perf_counter()
-        post = sample_posterior("chinchilla", runs, seed=0, **kw)
+        post = sample_posterior("chinchilla", runs, seed=0, **dict({"devices": 1}, **kw))
         sec = time.perf_counter() - t
         table = post.summary(prob=0.8)
         d = post.diagnostics()
@@ -83,7 +92,7 @@ def main(argv=None):
 
     theta0 = fit_point("chinchilla", runs).theta
     boot = {}
-    for tight in (True, False):
+    for tight in () if args.no_bootstrap else (True, False):
         t = time.perf_counter()
         th = bootstrap(runs, np.asarray(theta0), args.num_boot, tight=tight)
         sec = time.perf_counter() - t
@@ -102,9 +111,14 @@ def main(argv=None):
               f"{'(%.3g, %.3g)' % (b['n_opt_80'][0], b['n_opt_80'][2]):>26}{'(%.3f, %.3f)' % (b['a_80'][0], b['a_80'][2]):>18}"
               f"  moved {100 * b['moved']:.0f}%")
     warm = rows[1]["seconds"]
-    res["speedup_warm_vs_tight_bootstrap"] = boot["tight"]["seconds"] / warm
-    print(f"tight bootstrap / warm NUTS (4 x 1000+1000): {res['speedup_warm_vs_tight_bootstrap']:.2f}x;"
-          f" / warm NUTS (4 x 500+500): {boot['tight']['seconds'] / rows[5]['seconds']:.2f}x")
+    if boot:
+        res["speedup_warm_vs_tight_bootstrap"] = boot["tight"]["seconds"] / warm
+        print(f"tight bootstrap / warm NUTS (4 x 1000+1000): {res['speedup_warm_vs_tight_bootstrap']:.2f}x;"
+              f" / warm NUTS (4 x 500+500): {boot['tight']['seconds'] / rows[5]['seconds']:.2f}x")
+    if n_dev > 1:
+        res["speedup_chains_spread_vs_one_device"] = warm / rows[-1]["seconds"]
+        print(f"warm NUTS, one device / chains over {n_dev} devices: {res['speedup_chains_spread_vs_one_device']:.2f}x "
+              f"(same draws: N_opt 80% {rows[1]['n_opt_80']} vs {rows[-1]['n_opt_80']})")
     print("ESS per second (warm, 4 x 1000+1000): " + ", ".join(f"{k} {v:.0f}" for k, v in rows[1]["ess_per_second"].items()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2, default=float) + "\n")

@@ -33,7 +33,15 @@ def main():
     kw = dict(num_warmup=150, num_samples=100, num_chains=2, seed=3)
     post_s = sample_posterior_batch("power_law_floor", three, devices=2, **kw)
     post_1 = sample_posterior_batch("power_law_floor", three, devices=1, **kw)
+    # one posterior's chains over the devices: 3 chains over 2 devices (padded) give the one-device draws
+    from bayes_scaling import sample_posterior
+
+    one = dict(num_warmup=150, num_samples=100, num_chains=3, seed=5)
+    chains_s = sample_posterior("power_law_floor", three.select(three.family == "f0"), devices=2, **one)
+    chains_1 = sample_posterior("power_law_floor", three.select(three.family == "f0"), devices=1, **one)
     out = {
+        "chain_devices": [chains_s.settings["devices"], chains_1.settings["devices"]],
+        "chains_max_abs": float(max(np.max(np.abs(chains_s.draws[k] - chains_1.draws[k])) for k in chains_1.draws)),
         "post_families": sorted(post_s.posteriors),
         "post_max_abs": float(max(np.max(np.abs(post_s.posteriors[f].draws[k] - post_1.posteriors[f].draws[k]))
                                   for f in post_1.posteriors for k in post_1.posteriors[f].draws)),

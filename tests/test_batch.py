@@ -133,6 +133,8 @@ def test_sharded_equals_unsharded():
     assert out["max_rel_param"] <= 1e-10 and out["max_rel_objective"] <= 1e-12 and out["boot_max_rel"] <= 1e-10
     # sharded NUTS runs each family's chains exactly as one device does: the same draws
     assert out["post_families"] == ["f0", "f1", "f2"] and out["post_max_abs"] <= 1e-9, out["post_max_abs"]
+    # and one posterior's chains spread over two devices: the same draws as on one
+    assert out["chain_devices"] == [2, 1] and out["chains_max_abs"] <= 1e-9, out["chains_max_abs"]
 
 
 def test_warm_protocol_reaches_the_grid_minima():
