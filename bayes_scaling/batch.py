@@ -34,6 +34,7 @@ from .fitting import (
     start_array,
 )
 from .laws import get_law
+from .shard import device_count, pad_to_multiple, sharded, trim
 
 __all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch", "bootstrap_point", "BatchPosterior", "sample_posterior_batch"]
 
@@ -58,6 +59,11 @@ class RunBatch:
     @property
     def counts(self) -> np.ndarray:
         return self.mask.sum(axis=1).astype(int)
+
+
+def _too_small(runs: Runs, need: int, what: str) -> dict[str, str]:
+    """The families with fewer than ``need`` runs, each with the reason it is skipped."""
+    return {str(fam): f"{n} runs, {what} needs at least {need}" for fam, n in runs.family_sizes() if n < need}
 
 
 def make_batch(runs: Runs | Any, names=("N", "D", "C", "U", "batch_size", "steps"), *, min_runs: int = 1) -> RunBatch:
@@ -127,25 +133,16 @@ def _batch_sharded(theta0s, X, logy, mask, hyper, *, devices: int | None = None,
     """``_batch`` with the family axis sharded over ``devices`` (default: all) with ``jax.shard_map``: each
     device runs its own families. Families are padded (by repeating the last one) to a multiple of the
     device count and the padding is dropped from the result. One device: plain ``_batch``."""
-    n_dev = len(jax.devices()) if devices is None else int(devices)
     F = theta0s.shape[0]
-    if n_dev <= 1 or F < 2:
+    n_dev = device_count(F, devices)
+    if n_dev <= 1:
         return _batch(theta0s, X, logy, mask, hyper, **static)
-    n_dev = min(n_dev, F, len(jax.devices()))
-    pad = (-F) % n_dev
-    padf = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)], axis=0) if pad else a
-    theta0s, logy, mask = padf(theta0s), padf(logy), padf(mask)
-    X = {k: padf(v) for k, v in X.items()}
-    from jax.sharding import Mesh, PartitionSpec as P
-
+    (theta0s, X, logy, mask), _ = pad_to_multiple((theta0s, X, logy, mask), n_dev)
     key = (n_dev, tuple(sorted(static.items())))
     if key not in _SHARDED:
-        mesh = Mesh(np.array(jax.devices()[:n_dev]), ("family",))
         local = lambda th, x, y, m, h: _batch_impl(th, x, y, m, h, **dict(static, family_chunk=1 if static["family_chunk"] < F else th.shape[0]))
-        _SHARDED[key] = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P("family"), P("family"), P("family"), P("family"), P()),
-                                              out_specs=P("family"), check_vma=False))
-    out = _SHARDED[key](theta0s, X, logy, mask, hyper)
-    return tuple(a[:F] for a in out)
+        _SHARDED[key] = sharded(local, n_dev, "family", (True, True, True, True, False))
+    return trim(_SHARDED[key](theta0s, X, logy, mask, hyper), F)
 
 
 def _default_family_chunk(num: int) -> int:
@@ -210,10 +207,7 @@ def fit_point_batch(
         runs.inputs(law.inputs)
         if runs.family is None:
             raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
-        for fam, sub in runs.families():
-            n = len(sub)
-            if n < need:
-                skipped[str(fam)] = f"{n} runs, law {law.name!r} needs at least {need}"
+        skipped = _too_small(runs, need, f"law {law.name!r}")
         batch = make_batch(runs, min_runs=need)
     if dtype is None:
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
@@ -413,11 +407,7 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
         raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
     vary, names = noise_inputs(law, runs, noise_varies_with_compute)
     need = law.num_free + 1 + int(vary)
-    skipped = {}
-    for fam, sub in runs.families():
-        n = len(sub)
-        if n < need + 1:
-            skipped[str(fam)] = f"{n} runs, a posterior of law {law.name!r} needs at least {need + 1}"
+    skipped = _too_small(runs, need + 1, f"a posterior of law {law.name!r}")
     batch = make_batch(runs, names=names, min_runs=need + 1)
     model = make_model(law, likelihood=likelihood, noise_varies_with_compute=vary)
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32

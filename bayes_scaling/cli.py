@@ -357,9 +357,7 @@ def _family_records_sample(law, args, inputs):
     from .batch import sample_posterior_batch
 
     def work(sub):
-        out = sample_posterior_batch(law, sub, likelihood=args.likelihood, num_warmup=args.warmup, num_samples=args.draws,
-                                     num_chains=args.chains, seed=args.seed, target_accept=args.target_accept,
-                                     noise_varies_with_compute={"auto": None, "constant": False, "compute": True}[args.noise])
+        out = sample_posterior_batch(law, sub, **_posterior_options(args))
         pct = f"{100 * args.prob:g}%"
         records = []
         for fam, post in out.posteriors.items():
@@ -457,6 +455,13 @@ def _fmt_interval_table(df, prob) -> str:
     return "\n".join([line(head)] + [line(r) for r in rows])
 
 
+def _posterior_options(args) -> dict:
+    """The sampler options of ``sample``/``report``/``demo`` as the keywords of sample_posterior(_batch)."""
+    return dict(likelihood=args.likelihood, num_warmup=args.warmup, num_samples=args.draws, num_chains=args.chains,
+                seed=args.seed, target_accept=args.target_accept,
+                noise_varies_with_compute={"auto": None, "constant": False, "compute": True}[args.noise])
+
+
 def _sample(runs, law, args):
     from .sampling import sample_posterior
 
@@ -464,9 +469,7 @@ def _sample(runs, law, args):
     print(f"sampling the posterior: NUTS, {args.chains} chains x ({args.warmup} warm-up + {args.draws} draws), "
           f"{args.likelihood} noise on log loss, seed {args.seed} ({total} iterations)...", flush=True)
     t0 = time.perf_counter()
-    post = sample_posterior(law, runs, likelihood=args.likelihood, num_warmup=args.warmup, num_samples=args.draws,
-                            num_chains=args.chains, seed=args.seed, target_accept=args.target_accept,
-                            noise_varies_with_compute={"auto": None, "constant": False, "compute": True}[args.noise], progress_bar=args.progress)
+    post = sample_posterior(law, runs, progress_bar=args.progress, **_posterior_options(args))
     return post, time.perf_counter() - t0
 
 
@@ -537,13 +540,20 @@ def _cmd_sample(args) -> int:
     return _run_posterior(runs, law, args, inputs=inputs, out_dir=out_dir)[0]
 
 
-def _check_report_target(out: str, force: bool) -> None:
-    """Refuse, before any sampling, to overwrite a report (or its posterior.nc) without --force."""
+def _check_report_target(out: str, force: bool, *, family: bool = False) -> None:
+    """Refuse, before any sampling, to overwrite a report (or its posterior.nc; with ``family`` the index or
+    any family's folder) without --force."""
+    from .family_report import family_report_files
     from .report import report_files
 
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out {out}: exists and is not a directory")
-    existing = [p for p in report_files(out) + [os.path.join(out, "posterior.nc")] if os.path.exists(p)]
+    if family:
+        fam_dir = os.path.join(out, "families")
+        existing = [p for p in family_report_files(out) if os.path.exists(p)]
+        existing += [fam_dir] if os.path.isdir(fam_dir) and os.listdir(fam_dir) else []
+    else:
+        existing = [p for p in report_files(out) + [os.path.join(out, "posterior.nc")] if os.path.exists(p)]
     if existing and not force:
         raise UsageError(f"{existing[0]} exists; not overwriting it (pass --force to replace it)")
 
@@ -592,24 +602,16 @@ def _family_report(args) -> int:
 
     matplotlib.use("Agg")
     from .batch import sample_posterior_batch
-    from .family_report import family_report_files, write_family_report
+    from .family_report import write_family_report
 
     if args.posterior:
         raise UsageError("--posterior reuses one saved posterior; with --family every family is sampled (drop one of them)")
     if args.family_out or args.resume:
         raise UsageError("report --family writes everything into --out; --family-out and --resume belong to fit and sample")
     out = args.out
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    existing = [p for p in family_report_files(out) if os.path.exists(p)]
-    if os.path.isdir(os.path.join(out, "families")) and os.listdir(os.path.join(out, "families")):
-        existing.append(os.path.join(out, "families"))
-    if existing and not args.force:
-        raise UsageError(f"{existing[0]} exists; not overwriting it (pass --force to replace it)")
+    _check_report_target(out, args.force, family=True)
     law, runs, inputs = _law_and_runs(args)
-    batch = sample_posterior_batch(law, runs, likelihood=args.likelihood, num_warmup=args.warmup, num_samples=args.draws,
-                                   num_chains=args.chains, seed=args.seed, target_accept=args.target_accept,
-                                   noise_varies_with_compute={"auto": None, "constant": False, "compute": True}[args.noise])
+    batch = sample_posterior_batch(law, runs, **_posterior_options(args))
     if not batch.posteriors:
         raise UsageError(f"{args.runs}: no family has enough runs to sample: " +
                          "; ".join(f"{f}: {why}" for f, why in list(batch.skipped.items())[:5]))

@@ -96,7 +96,14 @@ class Runs:
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(np.bincount(inverse, minlength=len(names)))
         groups = np.split(order, bounds[:-1])
-        return [(names[g].item() if hasattr(names[g], "item") else names[g], self.select(groups[g])) for g in np.argsort(first)]
+        return [(_plain(names[g]), self.select(groups[g])) for g in np.argsort(first)]
+
+    def family_sizes(self) -> list[tuple[str, int]]:
+        """``(family, number of runs)`` for every family, in order of first appearance, without splitting the table."""
+        if self.family is None:
+            return []
+        names, first, counts = np.unique(self.family, return_index=True, return_counts=True)
+        return [(_plain(names[g]), int(counts[g])) for g in np.argsort(first)]
 
     def describe(self) -> str:
         parts = [f"{self.source}: {len(self)} runs"]
@@ -105,6 +112,11 @@ class Runs:
             if a is not None:
                 parts.append(f"{role} in [{a.min():.3g}, {a.max():.3g}]")
         return "; ".join(parts) + "".join(f"\n  note: {n}" for n in self.notes)
+
+
+def _plain(x):
+    """A NumPy scalar as the Python value it holds."""
+    return x.item() if hasattr(x, "item") else x
 
 
 def _read_table(source):

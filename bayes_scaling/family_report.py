@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import io
 import os
 import re
 from typing import Any, Iterable, Mapping
 
-from .report import DEFAULT_BUDGETS, _clean, _num, figure_html, page_start, provenance, report_files, write_page, write_report
+from .report import DEFAULT_BUDGETS, _clean, _num, figure_html, page_start, png_bytes, provenance, report_files, write_page, write_report
 
 __all__ = ["write_family_report", "family_dir_name", "family_report_files"]
 
@@ -49,27 +48,11 @@ def family_report_files(out_dir) -> list[str]:
     return [os.path.join(out_dir, f) for f in _INDEX] + [os.path.join(out_dir, "figures", f"{n}.png") for n, _ in _FIGURES]
 
 
-def _png(fig, dpi) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def _figures(batch, runs, budgets, prob, dpi, max_families) -> dict[str, bytes]:
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")
     from .plots import plot_families
 
-    out = {}
-    for name, kind in (("families_frontier", "frontier"), ("families_n_opt", "allocation")):
-        axes = plot_families(batch, budgets, runs=runs, kind=kind, prob=prob, max_families=max_families)
-        out[name] = _png(axes.ravel()[0].figure, dpi)
-    return out
+    return {name: png_bytes(plot_families(batch, budgets, runs=runs, kind=kind, prob=prob, max_families=max_families), dpi)
+            for name, kind in (("families_frontier", "frontier"), ("families_n_opt", "allocation"))}
 
 
 def _family_rows(batch, runs, budgets, prob, inputs, dirs) -> list[dict[str, Any]]:

@@ -241,19 +241,23 @@ def render_figures(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.
         makers["frontier"] = None
     out = {}
     with matplotlib.rc_context({"figure.max_open_warning": 0}):
-        import matplotlib.pyplot as plt
-
         for name, _ in FIGURES:
             make = makers.get(name)
             if make is None:
                 continue
-            obj = make()
-            fig = np.asarray(obj).ravel()[0].figure
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=dpi)
-            plt.close(fig)
-            out[name] = buf.getvalue()
+            out[name] = png_bytes(make(), dpi)
     return out
+
+
+def png_bytes(axes, dpi: int = 100) -> bytes:
+    """The figure of ``axes`` (one Axes or an array of them) as PNG bytes; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    fig = np.asarray(axes).ravel()[0].figure
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
 
 
 # ---- rendering ---------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from .fitting import fit_point, on_accelerator
 from .laws import get_law, prior_text
 from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
 from .posterior import Posterior
+from .shard import device_count, pad_to_multiple, sharded, trim
 
 __all__ = ["sample_posterior", "run_nuts"]
 
@@ -158,15 +159,10 @@ def _chains_fn(model, **s):
 def _sharded_chains_fn(model, num_devices: int, **s):
     """:func:`_chains_fn` with the chain axis (a multiple of ``num_devices``) sharded over that many devices:
     each device runs its chains one after another; the model arguments are copied to every device."""
-    from jax.sharding import Mesh, PartitionSpec as P
-
     key = ("sharded_chains", model, num_devices, tuple(sorted(s.items())))
     if key not in _CACHE:
         _chains_fn(model, **s)
-        run = _CACHE[("raw", model, tuple(sorted(s.items())))]
-        mesh = Mesh(np.array(jax.devices()[:num_devices]), ("chain",))
-        _CACHE[key] = jax.jit(jax.shard_map(run, mesh=mesh, in_specs=(P("chain"), P("chain"), P()), out_specs=P("chain"),
-                                            check_vma=False))
+        _CACHE[key] = sharded(_CACHE[("raw", model, tuple(sorted(s.items())))], num_devices, "chain", (True, True, False))
     return _CACHE[key]
 
 
@@ -174,10 +170,7 @@ def _chain_devices(chain_method: str, num_chains: int, devices: int | None) -> i
     """How many devices the chains of one posterior run on: with sequential chains (the CPU default) and
     several devices (``jax.config.update("jax_num_cpu_devices", n)``; the CLI gives one per core), up to one
     per chain; ``devices`` caps it (1: one device)."""
-    if chain_method != "sequential" or num_chains < 2:
-        return 1
-    n = len(jax.devices()) if devices is None else max(1, int(devices))
-    return max(1, min(n, num_chains, len(jax.devices())))
+    return device_count(num_chains, devices) if chain_method == "sequential" else 1
 
 
 def _families_fn(model, family_chunk: int, num_devices: int = 1, **s):
@@ -193,12 +186,7 @@ def _families_fn(model, family_chunk: int, num_devices: int = 1, **s):
         one = lambda a: run(a[0], a[1], a[2])
         local = lambda keys, z0s, args: jax.lax.map(one, (keys, z0s, args),
                                                     batch_size=family_chunk if family_chunk > 1 else None)
-        if num_devices > 1:
-            from jax.sharding import Mesh, PartitionSpec as P
-
-            mesh = Mesh(np.array(jax.devices()[:num_devices]), ("family",))
-            local = jax.shard_map(local, mesh=mesh, in_specs=(P("family"),) * 3, out_specs=P("family"), check_vma=False)
-        _CACHE[key] = jax.jit(local)
+        _CACHE[key] = sharded(local, num_devices, "family", (True,) * 3) if num_devices > 1 else jax.jit(local)
     return _CACHE[key]
 
 
@@ -209,17 +197,10 @@ def run_families(model, keys, z0s, args, *, family_chunk: int | None = None, dev
     multiple of the device count by repeating the last one, and the padding is dropped from the result.
     ``family_chunk``: families vmapped together on each device (default 1 on CPU, all on GPU/TPU)."""
     F = int(jax.tree_util.tree_leaves(keys)[0].shape[0])
-    n_dev = len(jax.devices()) if devices is None else int(devices)
-    n_dev = max(1, min(n_dev, F, len(jax.devices())))
-    per_device = -(-F // n_dev)
-    chunk = int(family_chunk or (per_device if on_accelerator() else 1))
-    pad = (-F) % n_dev
-    padf = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)], axis=0)
-    if pad:
-        keys, z0s, args = jax.tree_util.tree_map(padf, (keys, z0s, args))
-    samples, stats = _families_fn(model, chunk, n_dev, **settings)(keys, z0s, args)
-    if pad:
-        samples, stats = jax.tree_util.tree_map(lambda a: a[:F], (samples, stats))
+    n_dev = device_count(F, devices)
+    chunk = int(family_chunk or (-(-F // n_dev) if on_accelerator() else 1))
+    (keys, z0s, args), _ = pad_to_multiple((keys, z0s, args), n_dev)
+    samples, stats = trim(_families_fn(model, chunk, n_dev, **settings)(keys, z0s, args), F)
     jax.block_until_ready(samples)
     return samples, stats
 
@@ -257,13 +238,8 @@ def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, 
         n_dev = _chain_devices(chain_method, num_chains, devices)
         if n_dev > 1:
             # chains spread over the devices: each chain's draws are those it gives on one device
-            pad = (-num_chains) % n_dev
-            if pad:
-                keys, init_params = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]),
-                                                           (keys, init_params))
-            samples, stats = _sharded_chains_fn(model, n_dev, **settings_)(keys, init_params, args)
-            if pad:
-                samples, stats = jax.tree_util.tree_map(lambda a: a[:num_chains], (samples, stats))
+            (keys, init_params), _ = pad_to_multiple((keys, init_params), n_dev)
+            samples, stats = trim(_sharded_chains_fn(model, n_dev, **settings_)(keys, init_params, args), num_chains)
         else:
             samples, stats = _chains_fn(model, **settings_)(keys, init_params, args)
     jax.block_until_ready(samples)
