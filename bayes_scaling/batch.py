@@ -8,7 +8,9 @@ batch gets the same result as fitted alone (tests hold this to 1e-6 relative).
 ``fit_point_batch(law, runs)`` runs the point fit of :func:`~bayes_scaling.fitting.fit_point` for every
 family in one jitted call: the start grid is screened for all families at once (vmapped over families and
 starts), then L-BFGS runs from each family's best ``num_polish`` starts, vmapped over families. Families
-with fewer runs than the law has free parameters are reported in ``skipped`` and not fitted.
+with fewer runs than a single fit of the same kind accepts (:func:`~bayes_scaling.checks.min_runs`) are reported
+in ``skipped`` with the single fit's own message, and not fitted; every fitted family carries the single fit's
+``warnings``.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import checks, compile_cache
 from .data import Runs, as_runs
 from .fitting import (
     PointFit,
     _best,
+    fit_kind,
+    with_checks,
     _multistart_impl,
     _screen_impl,
     fit_point,
@@ -61,9 +66,18 @@ class RunBatch:
         return self.mask.sum(axis=1).astype(int)
 
 
-def _too_small(runs: Runs, need: int, what: str) -> dict[str, str]:
-    """The families with fewer than ``need`` runs, each with the reason it is skipped."""
-    return {str(fam): f"{n} runs, {what} needs at least {need}" for fam, n in runs.family_sizes() if n < need}
+def _too_small(runs: Runs, law, kind: str) -> dict[str, str]:
+    """The families with fewer runs than a fit of ``kind`` needs (:func:`~bayes_scaling.checks.min_runs`, the
+    same count as a single fit), each with the reason it is skipped."""
+    need = checks.min_runs(law, kind)
+    out = {}
+    for fam, n in runs.family_sizes():
+        if n < need:
+            try:
+                checks.check_run_count(n, law, kind, runs.source)
+            except ValueError as err:
+                out[str(fam)] = str(err)
+    return out
 
 
 def make_batch(runs: Runs | Any, names=("N", "D", "C", "U", "batch_size", "steps"), *, min_runs: int = 1) -> RunBatch:
@@ -198,7 +212,8 @@ def fit_point_batch(
     kind = objective
     objective_function(law, kind, prior=prior)
     num_noise = 0 if kind == "huber" else 1
-    need = law.num_free + num_noise
+    fkind = fit_kind(kind, prior)
+    need = checks.min_runs(law, fkind)
     skipped: dict[str, str] = {}
     if isinstance(runs, RunBatch):
         batch = runs
@@ -207,7 +222,7 @@ def fit_point_batch(
         runs.inputs(law.inputs)
         if runs.family is None:
             raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
-        skipped = _too_small(runs, need, f"law {law.name!r}")
+        skipped = _too_small(runs, law, fkind)
         batch = make_batch(runs, min_runs=need)
     if dtype is None:
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
@@ -215,7 +230,7 @@ def fit_point_batch(
     if missing:
         raise ValueError(f"{batch.source}: this law needs {missing[0]!r} but the table has no column for it")
     X = {k: jnp.asarray(batch.inputs[k], dtype) for k in law.inputs}
-    logy = jnp.log(jnp.asarray(batch.loss, dtype))
+    logy = jnp.asarray(np.log(batch.loss), dtype)
     mask = jnp.asarray(batch.mask, dtype)
     theta0s = start_array(law, starts, num_noise)
     hyper = hyper_params(dtype, delta=delta, nu=nu)
@@ -257,7 +272,32 @@ def fit_point_batch(
         note = notes_for(i)
         notes = tuple(r.notes) + ((note,) if note else ()) + (f"family {fam!r} of a batch of {F}",)
         fits[str(fam)] = _best(law, r, kind, prior, delta, nu, tuple(a[i] for a in out), num_starts, notes)
+    explained = _explained_batch(law, fits, batch, X, logy, mask)
+    for i, fam in enumerate(batch.families):
+        r = batch.runs[i]
+        early = checks.check_run_count(len(r), law, fkind, r.source)
+        fits[str(fam)] = with_checks(fits[str(fam)], r, fkind, early, explained[i])
     return BatchFit(fits=fits, skipped=skipped, check=check)
+
+
+def _explained_impl(params, X, logy, mask, *, law):
+    def one(p, x, y, m):
+        r = y - law.log_loss_runs(p, x)
+        n = jnp.sum(m)
+        var = lambda v: jnp.sum(m * (v - jnp.sum(m * v) / n) ** 2) / n
+        return 1.0 - var(r) / var(y)
+
+    return jax.vmap(one)(params, X, logy, mask)
+
+
+_explained = jax.jit(_explained_impl, static_argnames=("law",))
+
+
+def _explained_batch(law, fits, batch, X, logy, mask) -> np.ndarray:
+    """Each family's share of log-loss variance its fitted law explains (padding masked out), in one call."""
+    P = {k: jnp.asarray([fits[str(f)].params[k] for f in batch.families], logy.dtype) for k in law.param_names}
+    out = np.asarray(compile_cache.run("explained", "", _explained, P, X, logy, mask, law=law))
+    return np.where(np.isfinite(out), out, np.nan)
 
 
 def _warm(grid, X, logy, mask, hyper, F, dtype, num_pilots, num_warm, verify, seed, devices, chunk, fc, static, grid_note):
@@ -334,8 +374,8 @@ def bootstrap_point(law, runs: Runs | Any, *, num_resamples: int = 1000, seed: i
     if dtype is None:
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     X = {k: jnp.asarray(runs.column(k)[idx], dtype) for k in law.inputs}
-    logy = jnp.log(jnp.asarray(runs.loss[idx], dtype))
-    mask = jnp.ones_like(logy)
+    logy = jnp.asarray(np.log(runs.loss[idx]), dtype)
+    mask = jnp.asarray(np.ones(logy.shape), dtype)
     hyper = hyper_params(dtype)
     theta0 = jnp.broadcast_to(jnp.asarray(start, dtype), (num_resamples, 1, len(start)))
     theta, f, gnorm, steps, status = (np.asarray(a) for a in _batch_sharded(
@@ -358,16 +398,24 @@ class BatchPosterior:
     seconds: float = 0.0
 
     def failing(self) -> dict[str, list[str]]:
+        """The families that need attention, each with its problems in short: an unhealthy sampler (divergences,
+        R-hat, bulk or tail ESS, as :func:`~bayes_scaling.diagnostics.health` judges it) and the data's or the fit's
+        problems (``Posterior.diagnostics()["problems"]``)."""
+        from .diagnostics import ESS_MIN, RHAT_MAX, fmt_rhat
+
         out = {}
         for fam, post in self.posteriors.items():
             d = post.diagnostics()
             problems = []
             if d["divergences"]:
                 problems.append(f"{d['divergences']} divergences")
-            if d["max_r_hat"] > 1.01:
-                problems.append(f"R-hat {d['max_r_hat']:.3f}")
-            if d["min_ess_bulk"] < 400:
+            if d["max_r_hat"] > RHAT_MAX:
+                problems.append(f"R-hat {fmt_rhat(d['max_r_hat'])}")
+            if d["min_ess_bulk"] < ESS_MIN:
                 problems.append(f"bulk ESS {d['min_ess_bulk']:.0f}")
+            if d["min_ess_tail"] < ESS_MIN:
+                problems.append(f"tail ESS {d['min_ess_tail']:.0f}")
+            problems += d["problems"]
             if problems:
                 out[fam] = problems
         return out
@@ -396,9 +444,10 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
     core; the CLI does this)."""
     import time
 
-    from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
+    from .laws import prior_text
+    from .model import NOISE_SCALE, centre_of, make_model, noise_inputs, sampling_values, start_sigma
     from .posterior import Posterior
-    from .sampling import _laplace_inits, run_families
+    from .sampling import _laplace_inits, check_sampler_size, run_families, runs_sha256
 
     law = get_law(law)
     runs = as_runs(runs)
@@ -406,9 +455,9 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
     if runs.family is None:
         raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
     vary, names = noise_inputs(law, runs, noise_varies_with_compute)
-    need = law.num_free + 1 + int(vary)
-    skipped = _too_small(runs, need + 1, f"a posterior of law {law.name!r}")
-    batch = make_batch(runs, names=names, min_runs=need + 1)
+    check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) + 3 + max((n for _, n in runs.family_sizes()), default=0))
+    skipped = _too_small(runs, law, "posterior")
+    batch = make_batch(runs, names=names, min_runs=checks.min_runs(law, "posterior"))
     model = make_model(law, likelihood=likelihood, noise_varies_with_compute=vary)
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     t0 = time.perf_counter()
@@ -418,22 +467,23 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
                            nu=model.shape if likelihood == "student_t" else 4.0, protocol="warm", num_pilots=4, verify=0)
     F = batch.num_families
     key = jax.random.PRNGKey(seed)
-    inits, centers, laplace = [], [], []
+    inits, centers, laplace, keys = [], [], [], []
     for i, fam in enumerate(batch.families):
         X_i = {k: jnp.asarray(v[i], dtype) for k, v in batch.inputs.items()}
         c_i = centre_of(law, {k: np.asarray(v) for k, v in X_i.items()}, batch.mask[i])
         fit = fits.fits[str(fam)]
         values = sampling_values(model, fit.params, start_sigma(fit.noise["sigma"]), c_i)
-        args_i = (X_i, jnp.log(jnp.asarray(batch.loss[i], dtype)), jnp.asarray(batch.mask[i], dtype), c_i)
-        z0, ok = _laplace_inits(jax.random.fold_in(key, 2 * i), model, args_i, values, num_chains, 1.0)
+        args_i = (X_i, jnp.asarray(np.log(batch.loss[i]), dtype), jnp.asarray(batch.mask[i], dtype), c_i)
+        z0, ok, chain_keys = _laplace_inits(jax.random.fold_in(key, i), model, args_i, values, num_chains, 1.0)
         inits.append(z0)
+        keys.append(chain_keys)
         centers.append(c_i)
         laplace.append(ok)
-    stack = lambda trees: jax.tree_util.tree_map(lambda *a: jnp.stack(a), *trees)
+    stack = lambda trees: jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(x) for x in a]), *trees)
     z0s = stack(inits)
-    args = ({k: jnp.asarray(v, dtype) for k, v in batch.inputs.items()}, jnp.log(jnp.asarray(batch.loss, dtype)),
+    args = ({k: jnp.asarray(v, dtype) for k, v in batch.inputs.items()}, jnp.asarray(np.log(batch.loss), dtype),
             jnp.asarray(batch.mask, dtype), {k: jnp.asarray([c[k] for c in centers], dtype) for k in centers[0]})
-    keys = jnp.stack([jax.random.split(jax.random.fold_in(key, 2 * i + 1), num_chains) for i in range(F)])
+    keys = np.stack(keys)
     gpu = on_accelerator()
     settings = dict(dense_mass=True, target_accept=float(target_accept), max_tree_depth=10, num_warmup=int(num_warmup),
                     num_samples=int(num_samples), num_chains=int(num_chains),
@@ -455,7 +505,13 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
             log_loss_mean=s_i["log_loss_mean"][..., :k], observed=observed,
             settings={"likelihood": likelihood, "shape": model.shape, "noise_varies_with_compute": vary,
                       "num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains, "seed": seed,
-                      "center": centers[i], "family": str(fam), "batch_of": F,
+                      "center": centers[i], "family": str(fam), "batch_of": F, "noise_scale": NOISE_SCALE,
+                      "dense_mass": True, "target_accept": float(target_accept), "max_tree_depth": 10,
+                      "chain_method": settings["chain_method"], "seconds": seconds / F,
+                      "priors": {p.name: prior_text(p.prior) for p in law.free_params},
+                      "data_warnings": (checks.check_run_count(len(r), law, "posterior", r.source)
+                                        + checks.data_warnings(r, law, kind="posterior")),
+                      "data_sha256": runs_sha256(r, names),
                       "init": "MAP + Laplace draws" if laplace[i] else "MAP + small jitter"},
             point_fit=fits.fits[str(fam)].to_dict(), source=r.source)
     return BatchPosterior(posteriors=posteriors, skipped=skipped, seconds=seconds)

@@ -73,24 +73,20 @@ class BatchSweep:
 
 
 def load_batch_sweep(source, *, batch: str = "batch_size", steps: str = "steps", group: str | None = None,
-                     min_batches: int = 3) -> BatchSweep:
+                     min_batches: int = 3, sep: str | None = None, name: str | None = None) -> BatchSweep:
     """Load and validate a sweep table (CSV path or DataFrame). Errors name the source, column and data row
     (1-based): missing steps (a batch size that never reached the target), non-positive values, a batch size
     twice in one group, a group with fewer than ``min_batches`` batch sizes. Batch sizes out of order give a
     warning (they are sorted). Numeric columns constant within every group become ``extra`` covariates."""
     import pandas as pd
 
-    name = "<DataFrame>"
-    if not isinstance(source, pd.DataFrame):
-        name = str(source)
-        try:
-            source = pd.read_csv(source)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{name}: no such file") from None
-    df = source.reset_index(drop=True)
+    from .data import missing_column, read_table
+
+    df, name, _ = read_table(source, sep=sep, name=name)  # CSV, TSV or Parquet; one-line errors naming the file
+    df = df.reset_index(drop=True)
     for col in (batch, steps) + ((group,) if group else ()):
         if col not in df.columns:
-            raise ValueError(f"{name}: column {col!r} not found; the columns are: {', '.join(map(str, df.columns))}")
+            raise missing_column(name, col, df)
     if len(df) == 0:
         raise ValueError(f"{name}: the table is empty")
     B = pd.to_numeric(df[batch], errors="coerce").to_numpy(float)
@@ -197,6 +193,11 @@ class CriticalBatchPosterior:
 
     def diagnostics(self) -> dict[str, Any]:
         return self.sampler.diagnostics()
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Everything that makes these numbers less trustworthy, in words (here: sampler health)."""
+        return tuple(self.diagnostics()["warnings"])
 
     def scaling_law(self, by: str | Mapping[str, Any], *, definition: str = "zhang", **options) -> PowerLawPosterior:
         """B_crit (``definition`` "zhang" or "mccandlish") as a power law of one per-group covariate:

@@ -18,6 +18,7 @@ Exit codes: 0 success; 1 the fit did not converge or the sampler is unhealthy (d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -45,9 +46,17 @@ def _parser() -> argparse.ArgumentParser:
     def add_forecast_opts(p):
         p.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C",
                        help="training compute budgets in FLOPs (default: 1e21 5.76e23 1e25)")
-        p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-' for stdout)")
+        p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-': stdout, then nothing else there)")
         p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
         p.add_argument("--max-steps", type=int, default=1000, help="L-BFGS steps per start (default 1000)")
+
+    def add_sep(p):
+        p.add_argument("--sep", default=None, metavar="CHAR",
+                       help="the table's delimiter (default: comma; a file whose header holds ';', tabs or '|' is read with that)")
+
+    def add_progress_opts(p):
+        p.add_argument("--quiet", action="store_true", help="no progress lines (progress is shown by default on a terminal)")
+        p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
 
     def add_table_opts(p):
         p.add_argument("runs", metavar="RUNS", help="path to the run table (CSV, TSV or Parquet)")
@@ -70,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="with --family: write DIR/families.csv, DIR/forecast.csv, DIR/families.json and resumable chunks")
         p.add_argument("--resume", action="store_true", help="with --family-out: continue an interrupted job in DIR")
         p.add_argument("--chunk-size", type=int, default=100, help="with --family: families per saved chunk (default 100)")
+        add_sep(p)
+        add_progress_opts(p)
 
     def add_sampler_opts(p):
         p.add_argument("--prob", type=float, default=0.9, help="credible interval mass (equal-tailed; default 0.9)")
@@ -82,7 +93,6 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9)")
         p.add_argument("--noise", choices=("auto", "constant", "compute"), default="auto",
                        help="noise scale on log loss: constant, or log-linear in compute; auto (default): compute when C is known")
-        p.add_argument("--progress", action="store_true", help="show a progress bar")
 
     fit = sub.add_parser("fit", help="fit a law to a run table and print a forecast (point estimate)")
     add_table_opts(fit)
@@ -102,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C",
                         help="training compute budgets in FLOPs (default: 1e21 5.76e23 1e25)")
     sample.add_argument("--out", metavar="DIR", help="write DIR/posterior.nc (NetCDF) and DIR/summary.json")
-    sample.add_argument("--force", action="store_true", help="overwrite existing files in --out")
+    sample.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-': stdout, then nothing else there)")
+    sample.add_argument("--force", action="store_true", help="overwrite existing files in --out and the --json file")
 
     report = sub.add_parser("report", help="sample the posterior and write an HTML report with figures, a Markdown summary and JSON")
     add_table_opts(report)
@@ -123,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--point-only", action="store_true", help="skip the posterior (point fit and forecast only)")
     demo.add_argument("--out", metavar="DIR", default=None,
                       help="also write the report (report.html with figures, report.md, report.json) and posterior.nc to DIR")
+    add_progress_opts(demo)
 
     sub.add_parser("laws", help="list the built-in laws with formulas and parameters")
 
@@ -133,8 +145,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--draws", type=int, default=500, help="draws per chain (default 500)")
         p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical draws")
         p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9)")
-        p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-' for stdout)")
+        p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-': stdout, then nothing else there)")
         p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+        add_sep(p)
+        add_progress_opts(p)
 
     bs = sub.add_parser("batch-size", help="critical batch size per target/model size from a batch-size sweep, with intervals")
     bs.add_argument("sweep", metavar="SWEEP", help="CSV: one row per (target, batch size) with the steps to reach the target")
@@ -198,18 +212,50 @@ def _pairs(items, what: str) -> dict[str, float]:
     return out
 
 
+DIGITS = 4  # significant digits of every number in a printed table
+
+
+def _num(v) -> str:
+    """A number with :data:`DIGITS` significant digits (``-`` for a missing one)."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return "-" if v != v else f"{v:.{DIGITS}g}"
+
+
+def _columns(head, rows) -> str:
+    """Right-aligned columns under ``head``."""
+    width = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, width))
+    return "\n".join([line(head)] + [line(r) for r in rows])
+
+
 def _fmt_table(df) -> str:
-    def fmt(col, v):
-        return f"{v:.4f}" if col == "L*" else (f"{v:.1f}" if col == "D/N" else f"{v:.3e}")
-
-    cols = list(df.columns)
-    rows = [[fmt(c, r[c]) for c in cols] for _, r in df.iterrows()]
-    width = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
-    line = lambda cells: "  ".join(s.rjust(w) for s, w in zip(cells, width))
-    return "\n".join([line(cols)] + [line(r) for r in rows])
+    """A point forecast table: every number with the same significant digits."""
+    cols = [c for c in df.columns]
+    head = [{"extrapolation": "C / largest run"}.get(c, c) for c in cols]
+    return _columns(head, [[_num(r[c]) for c in cols] for _, r in df.iterrows()])
 
 
-def _run_fit(runs, law, args, *, objective="huber", prior=False, delta=1e-3, inputs=None, title=""):
+def _with_extrapolation(table, runs):
+    """The forecast table with ``extrapolation``: each budget over the largest run's compute (C, or 6 N D)."""
+    cmax = _max_compute(runs)
+    if table is not None and cmax:
+        table = table.assign(extrapolation=table["budget"] / cmax)
+    return table
+
+
+def _max_compute(runs) -> float | None:
+    from .posterior import max_compute
+
+    return max_compute({k: getattr(runs, k) for k in ("C", "N", "D") if getattr(runs, k, None) is not None})
+
+
+def _run_fit(runs, law, args, *, objective="huber", prior=False, delta=1e-3, inputs=None, title="", write=True):
+    """Point fit, forecast and warnings, printed. Returns the exit code (with ``write=False``: the code and the
+    JSON-able result, for the caller to write)."""
+    from .checks import extrapolation_warnings, fit_warnings
     from .derived import forecast_table
     from .fitting import fit_point
 
@@ -219,9 +265,13 @@ def _run_fit(runs, law, args, *, objective="huber", prior=False, delta=1e-3, inp
     table = None
     notes = []
     if "N" in law.inputs and "D" in law.inputs or law.inputs == ("C",):
-        table = forecast_table(law, fit.params, args.budgets, inputs=inputs or None)
+        table = _with_extrapolation(forecast_table(law, fit.params, args.budgets, inputs=inputs or None), runs)
     else:
         notes.append(f"law {law.name!r} has inputs {law.inputs}: no compute forecast (needs N and D, or C)")
+    flags = list(fit.warnings)
+    if table is not None:
+        flags += fit_warnings(law, fit.params, forecast=table) + extrapolation_warnings(args.budgets, _max_compute(runs))
+    flags = list(dict.fromkeys(flags))
 
     out = []
     if title:
@@ -243,12 +293,15 @@ def _run_fit(runs, law, args, *, objective="huber", prior=False, delta=1e-3, inp
     if table is not None:
         conv = "C = 6 N D FLOPs" if "N" in law.inputs else "C in FLOPs"
         extra = "".join(f", {k} = {v:.3g}" for k, v in (inputs or {}).items())
-        out.append(f"forecast ({conv}{extra}):")
+        out.append(f"forecast ({conv}{extra}; 'C / largest run': how far beyond the runs):")
         out.append(_fmt_table(table))
     out.extend(f"note: {n}" for n in notes)
+    out.extend(f"WARNING: {w}" for w in flags)
     if not fit.converged:
         out.append(f"WARNING: the fit did not converge ({fit.status}); do not trust these numbers. "
                    "Try --max-steps larger, fewer free parameters (--fix), or check the data.")
+    if flags or not fit.converged:
+        out.append(f"FLAGGED: {len(flags) + (not fit.converged)} warning(s) above; exit code 1")
     print("\n".join(out))
 
     result = fit.to_dict()
@@ -256,31 +309,69 @@ def _run_fit(runs, law, args, *, objective="huber", prior=False, delta=1e-3, inp
     result["inputs"] = dict(inputs or {})
     result["forecast"] = None if table is None else table.to_dict(orient="records")
     result["notes"] = list(result["notes"]) + notes
+    result["warnings"] = flags
+    code = 0 if fit.converged and not flags else 1
+    if not write:
+        return code, result
     _write_json(result, args)
-    return 0 if fit.converged else 1
+    return code
 
 
 def _write_json(result, args) -> None:
-    if not args.json:
+    """The results as JSON (NaN and inf as null) to ``--json PATH``, or to stdout with ``--json -`` (every other
+    line of output then goes to stderr, so that stdout is pure JSON)."""
+    if not getattr(args, "json", None):
         return
-    text = json.dumps(result, indent=2, allow_nan=True)
+    from .report import _clean
+
+    text = json.dumps(_clean(result), indent=2, allow_nan=False, default=str)
     if args.json == "-":
-        print(text)
+        print(text, file=getattr(args, "json_stream", None) or sys.stdout)
         return
-    if os.path.exists(args.json) and not args.force:
-        raise UsageError(f"{args.json} exists; not overwriting it (pass --force to replace it)")
+    _check_json_target(args)
     try:
         with open(args.json, "w") as fh:
             fh.write(text + "\n")
     except OSError as err:
-        raise UsageError(f"{args.json}: cannot write: {err.strerror or err}") from None
+        raise UsageError(f"--json {args.json}: cannot write: {err.strerror or err}") from None
     print(f"wrote {args.json}")
 
 
+def _check_writable(path: str, option: str, *, folder: bool = False) -> None:
+    """Refuse, before any work, an output that cannot be written: one line naming the option. ``folder``: the
+    path is a folder to create or write in; else a file. The nearest existing folder above is probed by creating
+    (and removing) a temporary file in it, which also catches read-only file systems."""
+    import tempfile
+
+    target = os.path.abspath(path)
+    if folder and os.path.exists(target) and not os.path.isdir(target):
+        raise UsageError(f"{option} {path}: exists and is not a folder")
+    if not folder and os.path.isdir(target):
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+    above = target if folder else os.path.dirname(target)
+    if not folder and not os.path.isdir(above):
+        raise UsageError(f"{option} {path}: the folder {above} does not exist" if not os.path.exists(above)
+                         else f"{option} {path}: {above} is a file, not a folder")
+    while not os.path.exists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise UsageError(f"{option} {path}: {above} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=above, prefix=".bayes-scaling-probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot write in {above} ({err.strerror or err})") from None
+
+
 def _check_json_target(args) -> None:
-    # refuse before spending time on a fit
-    if getattr(args, "json", None) and args.json != "-" and os.path.exists(args.json) and not args.force:
-        raise UsageError(f"{args.json} exists; not overwriting it (pass --force to replace it)")
+    """Refuse, before spending time on a fit, a --json file that exists (without --force) or cannot be written."""
+    path = getattr(args, "json", None)
+    if not path or path == "-":
+        return
+    _check_writable(path, "--json")
+    if os.path.exists(path) and not args.force:
+        raise UsageError(f"--json {path} exists; not overwriting it (pass --force to replace it)")
 
 
 def _law_and_runs(args):
@@ -297,6 +388,9 @@ def _law_and_runs(args):
     if fix:
         law = law.fix(**fix)
     inputs = _pairs(args.input, "--input")
+    for k, v in inputs.items():
+        if not (np.isfinite(v) and v > 0):
+            raise UsageError(f"--input {k}={v:g}: must be a positive, finite number")
     unknown = [k for k in inputs if k not in law.inputs or k in ("N", "D")]
     if unknown:
         raise UsageError(f"--input {unknown[0]}: law {law.name!r} takes no fixed input of that name (its inputs: {', '.join(law.inputs)})")
@@ -315,6 +409,7 @@ def _law_and_runs(args):
         steps=args.col_steps,
         family=args.family,
         required=("loss",) + tuple(k for k in law.inputs if k not in ("D", "C")),  # D and C fill each other
+        sep=args.sep,
     )
     return law, runs, inputs
 
@@ -329,6 +424,16 @@ def _cmd_fit(args) -> int:
     return _run_fit(runs, law, args, objective=args.objective, prior=args.map, delta=args.delta, inputs=inputs)
 
 
+def _family_flags(law, params, table, runs, budgets, extra=()) -> list[str]:
+    """Everything that flags one family's result: its own warnings, the forecast's, far extrapolation."""
+    from .checks import extrapolation_warnings, fit_warnings
+
+    flags = list(extra)
+    if table is not None:
+        flags += fit_warnings(law, params, forecast=table) + extrapolation_warnings(budgets, _max_compute(runs))
+    return list(dict.fromkeys(flags))
+
+
 def _family_records_fit(law, args, inputs):
     from .batch import fit_point_batch
     from .derived import forecast_table
@@ -341,16 +446,23 @@ def _family_records_fit(law, args, inputs):
                   "found a lower minimum from the full start grid; rerun with --protocol grid", file=sys.stderr)
         records = []
         for fam, fit in out.fits.items():
-            forecastable = ("N" in law.inputs and "D" in law.inputs) or law.inputs == ("C",)
-            table = forecast_table(law, fit.params, args.budgets, inputs=inputs or None) if forecastable else None
+            r = sub.select(sub.family == fam)
+            table = _with_extrapolation(forecast_table(law, fit.params, args.budgets, inputs=inputs or None), r) if _forecastable(law) else None
+            flags = _family_flags(law, fit.params, table, r, args.budgets, fit.warnings)
+            status = ("ok" if not flags else f"{len(flags)} warning{'s' if len(flags) > 1 else ''}") if fit.converged else "NOT CONVERGED"
             records.append({"family": fam, **{k: v for k, v in fit.params.items()}, **fit.noise, "objective": fit.objective,
-                            "converged": fit.converged, "status": fit.status, "num_runs": fit.num_runs,
+                            "converged": fit.converged, "ok": fit.converged and not flags, "status": status,
+                            "num_runs": fit.num_runs, "warnings": ([] if fit.converged else [fit.status]) + flags,
                             "forecast": [] if table is None else table.to_dict(orient="records")})
         for fam, why in out.skipped.items():
-            records.append({"family": fam, "converged": False, "status": f"skipped: {why}", "forecast": []})
+            records.append({"family": fam, "converged": False, "ok": False, "status": "skipped", "warnings": [why], "forecast": []})
         return records
 
     return work
+
+
+def _forecastable(law) -> bool:
+    return ("N" in law.inputs and "D" in law.inputs) or law.inputs == ("C",)
 
 
 def _family_records_sample(law, args, inputs):
@@ -362,20 +474,51 @@ def _family_records_sample(law, args, inputs):
         records = []
         for fam, post in out.posteriors.items():
             table = post.summary(prob=args.prob)
-            diag = post.diagnostics()
+            diag = post.diagnostics(budgets=args.budgets)
             rec = {"family": fam}
             for name, r in table.iterrows():
                 rec[name] = r["median"]
                 rec[f"{name}_lo"], rec[f"{name}_hi"] = r[f"eti_{pct}_lo"], r[f"eti_{pct}_hi"]
+            problems = diag["problems"] + ([] if diag["sampler_ok"] else [w for w in diag["warnings"] if w not in diag["problems"]
+                                                                           and "correlated" not in w])
+            status = "ok" if diag["ok"] else ("NOT HEALTHY" if not diag["sampler_ok"] else f"{len(problems)} warnings")
             rec.update({"divergences": diag["divergences"], "max_r_hat": diag["max_r_hat"], "min_ess_bulk": diag["min_ess_bulk"],
-                        "converged": diag["divergences"] == 0 and diag["max_r_hat"] <= 1.01, "status": "; ".join(diag["warnings"]) or "healthy",
+                        "min_ess_tail": diag["min_ess_tail"], "converged": diag["sampler_ok"], "ok": diag["ok"],
+                        "status": status, "warnings": problems,
                         "forecast": post.forecast(args.budgets, prob=args.prob, inputs=inputs or None).to_dict(orient="records")})
             records.append(rec)
         for fam, why in out.skipped.items():
-            records.append({"family": fam, "converged": False, "status": f"skipped: {why}", "forecast": []})
+            records.append({"family": fam, "converged": False, "ok": False, "status": "skipped", "warnings": [why], "forecast": []})
         return records
 
     return work
+
+
+def _print_family_table(records, law) -> None:
+    """One row per family (status in a word or two), the forecasts, then each family's warnings wrapped."""
+    import textwrap
+
+    import jax
+    import pandas as pd
+
+    devs = jax.devices()
+    print(f"{len(records)} families on {len(devs)} {devs[0].platform} device{'s' if len(devs) > 1 else ''}; law {law.name}: {law.formula}")
+    rows = [{k: v for k, v in r.items() if k not in ("forecast", "warnings", "ok")} for r in records]
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    print(_columns(cols, [[_num(r[c]) if isinstance(r.get(c), (int, float, np.floating)) and not isinstance(r.get(c), bool)
+                           else str(r.get(c, "")) for c in cols] for r in rows]))
+    fc = [dict(family=r["family"], **row) for r in records for row in r["forecast"]]
+    if fc:
+        print("forecast per family (C = 6 N D FLOPs; 'C / largest run': how far beyond the family's runs):")
+        f = pd.DataFrame(fc)
+        head = [{"extrapolation": "C / largest run"}.get(c, c) for c in f.columns]
+        print(_columns(head, [[_num(v) if not isinstance(v, str) else v for v in row] for row in f.itertuples(index=False)]))
+    flagged = [r for r in records if r["warnings"]]
+    if flagged:
+        print("warnings per family:")
+        for r in flagged:
+            for w in r["warnings"]:
+                print(textwrap.fill(w, width=110, initial_indent=f"  {r['family']}: ", subsequent_indent="      "))
 
 
 def _run_families(runs, law, args, inputs, *, kind: str) -> int:
@@ -386,44 +529,45 @@ def _run_families(runs, law, args, inputs, *, kind: str) -> int:
     work = (_family_records_fit if kind == "fit" else _family_records_sample)(law, args, inputs)
     if args.chunk_size < 1:
         raise UsageError("--chunk-size must be at least 1")
+    if args.resume and not args.family_out:
+        raise UsageError("--resume continues a job saved with --family-out DIR; give --family-out")
     if args.family_out:
-        targets = [os.path.join(args.family_out, f) for f in ("families.csv", "forecast.csv", "families.json")]
-        if any(os.path.exists(t) for t in targets) and not (args.resume or getattr(args, "force", False)):
-            raise UsageError(f"{args.family_out} already holds results; pass --resume to continue or --force to overwrite them")
+        _check_writable(args.family_out, "--family-out", folder=True)
+        targets = [os.path.join(args.family_out, f) for f in ("families.csv", "forecast.csv", "families.json", "job.json")]
+        if any(os.path.exists(t) for t in targets) and not (args.resume or args.force):
+            raise UsageError(f"--family-out {args.family_out} already holds results; pass --resume to continue that job "
+                             "or --force to start it afresh")
         keys = ("objective", "map", "delta", "max_steps") if kind == "fit" else (
             "likelihood", "chains", "warmup", "draws", "seed", "target_accept", "noise", "prob")
         desc = {"kind": kind, "law": law.name, "fixed": law.fixed_values, "budgets": list(args.budgets),
                 "inputs": inputs, **{k: getattr(args, k) for k in keys}}
-        records = run_in_chunks(work, runs, args.family_out, chunk_size=args.chunk_size, resume=args.resume, description=desc)
+        records = run_in_chunks(work, runs, args.family_out, chunk_size=args.chunk_size, resume=args.resume, description=desc,
+                                progress=args.show_progress, overwrite=args.force and not args.resume)
     else:
         records = work(runs)
-    rows = [{k: v for k, v in r.items() if k != "forecast"} for r in records]
-    fc = [dict(family=r["family"], **row) for r in records for row in r["forecast"]]
-    table = pd.DataFrame(rows)
-    forecast = pd.DataFrame(fc)
-    with pd.option_context("display.max_columns", 20, "display.width", 160):
-        import jax
-
-        devs = jax.devices()
-        print(f"{len(records)} families on {len(devs)} {devs[0].platform} device{'s' if len(devs) > 1 else ''}; law {law.name}: {law.formula}")
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
-        if len(forecast):
-            print("forecast per family (C = 6 N D FLOPs):")
-            print(forecast.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    _print_family_table(records, law)
     if args.family_out:
-        table.to_csv(os.path.join(args.family_out, "families.csv"), index=False)
-        forecast.to_csv(os.path.join(args.family_out, "forecast.csv"), index=False)
+        flat = lambda r: {k: ("; ".join(v) if k == "warnings" else v) for k, v in r.items() if k != "forecast"}
+        pd.DataFrame([flat(r) for r in records]).to_csv(os.path.join(args.family_out, "families.csv"), index=False)
+        pd.DataFrame([dict(family=r["family"], **row) for r in records for row in r["forecast"]]).to_csv(
+            os.path.join(args.family_out, "forecast.csv"), index=False)
         with open(os.path.join(args.family_out, "families.json"), "w") as fh:
             json.dump(records, fh, indent=1, default=float)
         print(f"wrote {args.family_out}/families.csv, forecast.csv, families.json")
-    bad = [r["family"] for r in records if not r.get("converged")]
+    _write_json({"law": law.name, "formula": law.formula, "kind": kind, "budgets": list(args.budgets),
+                 "inputs": dict(inputs or {}), "families": records}, args)
+    bad = [r["family"] for r in records if not r.get("ok")]
     if bad:
-        print(f"WARNING: {len(bad)} families did not converge or were skipped: {', '.join(map(str, bad[:20]))}"
-              f"{' ...' if len(bad) > 20 else ''}")
+        skipped = sum(r["status"] == "skipped" for r in records)
+        print(f"FLAGGED: {len(bad)} of {len(records)} families need attention ({skipped} skipped for too few runs; the "
+              f"others did not converge, are unhealthy or have warnings): {', '.join(map(str, bad[:20]))}"
+              f"{' ...' if len(bad) > 20 else ''}; exit code 1")
     return 0 if not bad else 1
 
 
 def _check_sampler_args(args) -> None:
+    from .sampling import check_sampler_size
+
     if not 0 < args.prob < 1:
         raise UsageError(f"--prob {args.prob}: must be between 0 and 1")
     for name in ("chains", "warmup", "draws"):
@@ -433,26 +577,29 @@ def _check_sampler_args(args) -> None:
         raise UsageError("--draws must be at least 4 (R-hat and ESS need them)")
     if not 0 < args.target_accept < 1:
         raise UsageError("--target-accept must be between 0 and 1")
+    try:  # before any work: draws that cannot fit in memory (the runs are counted again once the table is read)
+        check_sampler_size(args.chains, args.warmup, args.draws, 16)
+    except ValueError as err:
+        raise UsageError(f"--draws {args.draws} / --chains {args.chains}: {err}") from None
+
+
+def _interval(r, c) -> str:
+    return f"{_num(r[c])} ({_num(r[c + '_lo'])}, {_num(r[c + '_hi'])})"
 
 
 def _fmt_interval_table(df, prob) -> str:
+    """The posterior forecast table: medians with intervals, one new run's interval, how far beyond the runs;
+    every number with the same significant digits."""
+    pct = f"{100 * prob:g}%"
     cols = [c for c in ("N_opt", "D_opt", "D/N", "L*") if c in df.columns]
-    head = ["budget"] + [f"{c} [{100 * prob:g}%]" for c in cols] + [f"new run [{100 * prob:g}%]"]
+    head = ["budget"] + [f"{c} [{pct}]" for c in cols] + [f"new run [{pct}]"]
+    far = "extrapolation" in df.columns and df["extrapolation"].notna().any()
+    head += ["C / largest run"] if far else []
     rows = []
     for _, r in df.iterrows():
-        cells = [f"{r['budget']:.3e}"]
-        for c in cols:
-            if c == "L*":
-                cells.append(f"{r[c]:.4f} ({r[c + '_lo']:.4f}, {r[c + '_hi']:.4f})")
-            elif c == "D/N":
-                cells.append(f"{r[c]:.1f} ({r[c + '_lo']:.1f}, {r[c + '_hi']:.1f})")
-            else:
-                cells.append(f"{r[c]:.3g} ({r[c + '_lo']:.3g}, {r[c + '_hi']:.3g})")
-        cells.append(f"({r['L_new_lo']:.4f}, {r['L_new_hi']:.4f})")
-        rows.append(cells)
-    width = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    line = lambda cells: "  ".join(s.rjust(w) for s, w in zip(cells, width))
-    return "\n".join([line(head)] + [line(r) for r in rows])
+        cells = [_num(r["budget"])] + [_interval(r, c) for c in cols] + [f"({_num(r['L_new_lo'])}, {_num(r['L_new_hi'])})"]
+        rows.append(cells + ([_num(r["extrapolation"])] if far else []))
+    return _columns(head, rows)
 
 
 def _posterior_options(args) -> dict:
@@ -469,12 +616,27 @@ def _sample(runs, law, args):
     print(f"sampling the posterior: NUTS, {args.chains} chains x ({args.warmup} warm-up + {args.draws} draws), "
           f"{args.likelihood} noise on log loss, seed {args.seed} ({total} iterations)...", flush=True)
     t0 = time.perf_counter()
-    post = sample_posterior(law, runs, progress_bar=args.progress, **_posterior_options(args))
+    post = sample_posterior(law, runs, **_posterior_options(args))
     return post, time.perf_counter() - t0
 
 
-def _run_posterior(runs, law, args, *, inputs=None, out_dir=None, post=None, seconds=None):
-    """Sample (unless ``post`` is given), print the summary, forecast and diagnostics; returns (exit code, post)."""
+def _health_words(diag) -> str:
+    from .diagnostics import fmt_rhat
+
+    return (f"sampler: {diag['divergences']} divergences, max R-hat {fmt_rhat(diag['max_r_hat'])}, min ESS bulk "
+            f"{_ess(diag['min_ess_bulk'])} / tail {_ess(diag['min_ess_tail'])}"
+            + ("" if diag.get("sampler_ok", diag["ok"]) else "  -- NOT HEALTHY, see warnings"))
+
+
+def _ess(v) -> str:
+    return "-" if v is None or v != v else f"{v:.0f}"
+
+
+def _run_posterior(runs, law, args, *, inputs=None, post=None, seconds=None):
+    """Sample (unless ``post`` is given), print the summary, forecast and diagnostics; returns (exit code, post,
+    summary): exit code 1 when the sampler is unhealthy or the data, the fit or the extrapolation is flagged."""
+    from .diagnostics import fmt_rhat
+
     if post is None:
         post, seconds = _sample(runs, law, args)
     else:
@@ -487,67 +649,77 @@ def _run_posterior(runs, law, args, *, inputs=None, out_dir=None, post=None, sec
     where = f"; chains over {devs} devices" if isinstance(devs, int) and devs > 1 else ""
     out = [f"posterior ({seconds:.1f} s{where}): median and {pct} equal-tailed interval; R-hat; bulk/tail ESS"]
     for name, r in table.iterrows():
-        out.append(f"  {name:<10} {r['median']:.6g}  ({r[f'eti_{pct}_lo']:.6g}, {r[f'eti_{pct}_hi']:.6g})"
-                   f"  r_hat {r['r_hat']:.3f}  ess {r['ess_bulk']:.0f}/{r['ess_tail']:.0f}")
+        out.append(f"  {name:<10} {_num(r['median'])}  ({_num(r[f'eti_{pct}_lo'])}, {_num(r[f'eti_{pct}_hi'])})"
+                   f"  r_hat {fmt_rhat(r['r_hat'])}  ess {_ess(r['ess_bulk'])}/{_ess(r['ess_tail'])}")
     forecast = None
-    if ("N" in law.inputs and "D" in law.inputs) or law.inputs == ("C",):
+    if _forecastable(law):
         forecast = post.forecast(args.budgets, prob=prob, inputs=inputs or None)
-        out.append(f"forecast (C = 6 N D FLOPs; medians with {pct} intervals of the mean law; 'new run': one run's loss):")
+        out.append(f"forecast (C = 6 N D FLOPs; medians with {pct} intervals of the mean law; 'new run': one run's loss; "
+                   "'C / largest run': how far beyond the runs):")
         out.append(_fmt_interval_table(forecast, prob))
+    exponent = None
     if "alpha" in post.draws and "beta" in post.draws and law.optimum is not None:
         a = post.exponent_a()
         lo, hi = np.quantile(a, [(1 - prob) / 2, (1 + prob) / 2])
-        out.append(f"exponent a (N_opt ~ C^a): {np.median(a):.3f} ({lo:.3f}, {hi:.3f})")
+        exponent = {"median": float(np.median(a)), "lo": float(lo), "hi": float(hi)}
+        out.append(f"exponent a (N_opt ~ C^a): {_num(exponent['median'])} ({_num(lo)}, {_num(hi)})")
     diag = post.diagnostics(budgets=args.budgets)
-    out.append(f"sampler: {diag['divergences']} divergences, max R-hat {diag['max_r_hat']:.3f}, "
-               f"min ESS bulk {diag['min_ess_bulk']:.0f} / tail {diag['min_ess_tail']:.0f}"
-               f"{'' if diag['ok'] else '  -- NOT HEALTHY, see warnings'}")
+    out.append(_health_words(diag))
     out.extend(f"warning: {w}" for w in diag["warnings"])
+    out.extend(f"note: {w}" for w in diag["notes"])
+    if not diag["ok"]:
+        why = (["the sampler is not healthy"] if not diag["sampler_ok"] else []) + (
+            [f"{len(diag['problems'])} problem(s) with the data, the fit or the extrapolation"] if diag["problems"] else [])
+        out.append(f"FLAGGED: {'; '.join(why)} (warnings above); exit code 1")
     print("\n".join(out))
-    if out_dir:
-        post.save(os.path.join(out_dir, "posterior.nc"), overwrite=True)
-        summary = {
-            "law": law.name, "formula": law.formula, "prob": prob, "seconds": seconds, "source": runs.source,
-            "parameters": table.to_dict(orient="index"),
-            "forecast": None if forecast is None else forecast.to_dict(orient="records"),
-            "diagnostics": diag, "settings": post.settings, "point_fit": post.point_fit,
-        }
-        with open(os.path.join(out_dir, "summary.json"), "w") as fh:
-            json.dump(summary, fh, indent=2, default=float)
-        print(f"wrote {os.path.join(out_dir, 'posterior.nc')} and {os.path.join(out_dir, 'summary.json')}")
-    return (0 if diag["divergences"] == 0 and diag["max_r_hat"] <= 1.01 else 1), post
+    summary = {
+        "law": law.name, "formula": law.formula, "prob": prob, "seconds": seconds, "source": runs.source,
+        "parameters": table.to_dict(orient="index"),
+        "forecast": None if forecast is None else forecast.to_dict(orient="records"), "exponent_a": exponent,
+        "diagnostics": diag, "settings": post.settings, "point_fit": post.point_fit,
+    }
+    return (0 if diag["ok"] else 1), post, summary
 
 
-def _prepare_out_dir(args):
+def _check_out_dir(args, names=("posterior.nc", "summary.json")) -> None:
+    """Refuse, before any work, an --out folder that cannot be written or holds our files (without --force)."""
     if not args.out:
-        return None
-    targets = [os.path.join(args.out, f) for f in ("posterior.nc", "summary.json")]
-    existing = [t for t in targets if os.path.exists(t)]
+        return
+    _check_writable(args.out, "--out", folder=True)
+    existing = [t for t in (os.path.join(args.out, f) for f in names) if os.path.exists(t)]
     if existing and not args.force:
-        raise UsageError(f"{existing[0]} exists; not overwriting it (pass --force to replace it)")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UsageError(f"--out {args.out}: exists and is not a directory")
-    os.makedirs(args.out, exist_ok=True)
-    return args.out
+        raise UsageError(f"--out: {existing[0]} exists; not overwriting it (pass --force to replace it)")
 
 
 def _cmd_sample(args) -> int:
     _check_sampler_args(args)
+    _check_json_target(args)
+    _check_out_dir(args)
     law, runs, inputs = _law_and_runs(args)
     if args.family:
+        if args.out:
+            raise UsageError("--out writes one posterior; with --family use --family-out DIR (or report --family --out DIR)")
         return _run_families(runs, law, args, inputs, kind="sample")
-    out_dir = _prepare_out_dir(args)
-    return _run_posterior(runs, law, args, inputs=inputs, out_dir=out_dir)[0]
+    code, post, summary = _run_posterior(runs, law, args, inputs=inputs)
+    if args.out:
+        from .report import _clean
+
+        os.makedirs(args.out, exist_ok=True)
+        post.save(os.path.join(args.out, "posterior.nc"), overwrite=True)
+        with open(os.path.join(args.out, "summary.json"), "w") as fh:
+            json.dump(_clean(summary), fh, indent=2, allow_nan=False, default=str)
+        print(f"wrote {os.path.join(args.out, 'posterior.nc')} and {os.path.join(args.out, 'summary.json')}")
+    _write_json(summary, args)
+    return code
 
 
 def _check_report_target(out: str, force: bool, *, family: bool = False) -> None:
-    """Refuse, before any sampling, to overwrite a report (or its posterior.nc; with ``family`` the index or
-    any family's folder) without --force."""
+    """Refuse, before any sampling, an --out folder that cannot be written, or one that holds a report (or its
+    posterior.nc; with ``family`` the index or any family's folder), without --force."""
     from .family_report import family_report_files
     from .report import report_files
 
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UsageError(f"--out {out}: exists and is not a directory")
+    _check_writable(out, "--out", folder=True)
     if family:
         fam_dir = os.path.join(out, "families")
         existing = [p for p in family_report_files(out) if os.path.exists(p)]
@@ -555,7 +727,7 @@ def _check_report_target(out: str, force: bool, *, family: bool = False) -> None
     else:
         existing = [p for p in report_files(out) + [os.path.join(out, "posterior.nc")] if os.path.exists(p)]
     if existing and not force:
-        raise UsageError(f"{existing[0]} exists; not overwriting it (pass --force to replace it)")
+        raise UsageError(f"--out: {existing[0]} exists; not overwriting it (pass --force to replace it)")
 
 
 def _write_report(post, runs, args, *, inputs=None, data_path=None, title=None, notes=(), save_posterior=True) -> None:
@@ -573,25 +745,43 @@ def _write_report(post, runs, args, *, inputs=None, data_path=None, title=None, 
           f"{paths['figures']}/*.png" + (f", {os.path.join(args.out, 'posterior.nc')}" if save_posterior else ""))
 
 
+def _load_posterior(path: str, law, runs):
+    """The posterior saved at ``path``, checked to be one of ``law`` sampled on exactly these ``runs``."""
+    from .model import noise_inputs
+    from .posterior import Posterior
+    from .sampling import runs_sha256
+
+    if not os.path.isfile(path):
+        raise UsageError(f"--posterior {path}: no such file")
+    try:
+        post = Posterior.load(path)
+    except ValueError as err:
+        raise UsageError(f"--posterior {err}") from None
+    if post.law.name != law.name:
+        raise UsageError(f"--posterior {path} holds a posterior of law {post.law.name!r}, not {law.name!r} (--law)")
+    stored = post.settings.get("data_sha256")
+    if stored:
+        names = noise_inputs(post.law, runs, bool(post.settings.get("noise_varies_with_compute")))[1]
+        same = stored == runs_sha256(runs, names)
+    else:  # a posterior saved before the hash was stored: compare the data it holds
+        obs = post.observed
+        same = len(obs.get("loss", ())) == len(runs) and all(
+            k in obs and np.array_equal(np.asarray(obs[k], float), np.asarray(runs.column(k), float))
+            for k in ("loss",) + tuple(law.inputs))
+    if not same:
+        raise UsageError(f"--posterior {path} was sampled on other data than {runs.source} (the data's SHA-256 differs); "
+                         "sample again, or give the table it was sampled on")
+    return post
+
+
 def _cmd_report(args) -> int:
     _check_sampler_args(args)
     if args.family:
         return _family_report(args)
     _check_report_target(args.out, args.force)
     law, runs, inputs = _law_and_runs(args)
-    post = None
-    if args.posterior:
-        from .posterior import Posterior
-
-        if not os.path.isfile(args.posterior):
-            raise UsageError(f"--posterior {args.posterior}: no such file")
-        post = Posterior.load(args.posterior)
-        if post.law.name != law.name:
-            raise UsageError(f"--posterior {args.posterior} holds a posterior of law {post.law.name!r}, not {law.name!r} (--law)")
-        if len(post.observed.get("loss", ())) != len(runs):
-            raise UsageError(f"--posterior {args.posterior} was sampled on {len(post.observed.get('loss', ()))} runs, "
-                             f"but {args.runs} has {len(runs)}")
-    code, post = _run_posterior(runs, post.law if post is not None else law, args, inputs=inputs, post=post)
+    post = _load_posterior(args.posterior, law, runs) if args.posterior else None
+    code, post, _ = _run_posterior(runs, post.law if post is not None else law, args, inputs=inputs, post=post)
     _write_report(post, runs, args, inputs=inputs, title=args.title, save_posterior=not args.posterior)
     return code
 
@@ -617,7 +807,7 @@ def _family_report(args) -> int:
                          "; ".join(f"{f}: {why}" for f, why in list(batch.skipped.items())[:5]))
     failing = batch.failing()
     print(f"{len(batch.posteriors)} families sampled in {batch.seconds:.1f} s ({len(batch.skipped)} skipped); "
-          f"{len(failing)} with an unhealthy sampler")
+          f"{len(failing)} need attention")
     for fam, why in failing.items():
         print(f"  NEEDS ATTENTION {fam}: {'; '.join(why)}")
     for fam, why in batch.skipped.items():
@@ -626,31 +816,36 @@ def _family_report(args) -> int:
                                 inputs=inputs or None, force=True)
     print(f"wrote the report: {paths['html']} (open it in a browser; it links each family's report under "
           f"{os.path.join(out, 'families')}), {paths['markdown']}, {paths['json']}")
-    return 1 if failing else 0
+    flagged = list(failing) + list(batch.skipped)
+    if flagged:
+        print(f"FLAGGED: {len(flagged)} families need attention or were skipped (see above); exit code 1")
+    return 1 if flagged else 0
 
 
 def _cmd_demo(args) -> int:
     from .datasets import CHINCHILLA_CITATION, chinchilla_path, load_chinchilla
     from .laws import get_law
 
-    _check_json_target(args)
     _check_sampler_args(args)
+    _check_json_target(args)
     if args.out:
         if args.point_only:
             raise UsageError("--out writes the posterior's report; drop --point-only")
         _check_report_target(args.out, args.force)
     runs = load_chinchilla()
     title = f"demo: Chinchilla law on the bundled runs ({CHINCHILLA_CITATION})"
-    code = _run_fit(runs, get_law("chinchilla"), args, title=title)
+    code, fit_result = _run_fit(runs, get_law("chinchilla"), args, title=title, write=False)
     if args.point_only:
+        _write_json(fit_result, args)
         return code
     print()
-    post_code, post = _run_posterior(runs, get_law("chinchilla"), args)
+    post_code, post, summary = _run_posterior(runs, get_law("chinchilla"), args)
     if args.out:
         _write_report(post, runs, args, data_path=chinchilla_path(),
                       title="Chinchilla law on the bundled 240 runs: Bayesian forecast",
                       notes=[f"data: {CHINCHILLA_CITATION}",
                              "standard subset: the 5 highest-loss runs of the 245 dropped (Epoch's default)"])
+    _write_json({"point_fit": fit_result, "posterior": summary}, args)
     return max(code, post_code)
 
 
@@ -666,17 +861,22 @@ def _check_small_sampler_args(args) -> None:
     _check_json_target(args)
 
 
-def _iv(q, fmt=".4g") -> str:
-    return f"{q['median']:{fmt}} ({q['lo']:{fmt}}, {q['hi']:{fmt}})"
+def _iv(q) -> str:
+    return f"{_num(q['median'])} ({_num(q['lo'])}, {_num(q['hi'])})"
 
 
-def _health_line(d) -> str:
-    return (f"sampler: {d['divergences']} divergences, max R-hat {d['max_r_hat']:.3f}, min ESS bulk {d['min_ess_bulk']:.0f} / "
-            f"tail {d['min_ess_tail']:.0f}{'' if d['ok'] else '  -- NOT HEALTHY'}")
+def _flag_line(out: list[str], flagged: bool) -> None:
+    if flagged:
+        out.append("FLAGGED: a sampler is not healthy or a forecast is far beyond the data (warnings above); exit code 1")
 
 
-def _healthy(d) -> bool:
-    return d["divergences"] == 0 and not d["max_r_hat"] > 1.01
+def _far(values, largest: float, what: str) -> list[str]:
+    """Warnings for forecasts at 100x the data's largest value or more (and the factors, for the tables)."""
+    from .checks import FAR_EXTRAPOLATION
+
+    return [f"forecast at {what} = {v:.4g} is {v / largest:,.0f}x the largest in the data ({largest:.4g}): it rests on the law's "
+            "form holding over that range; treat its interval as a lower bound on the uncertainty"
+            for v in np.atleast_1d(values) if v / largest >= FAR_EXTRAPOLATION]
 
 
 def _cmd_batch_size(args) -> int:
@@ -686,7 +886,7 @@ def _cmd_batch_size(args) -> int:
     _check_small_sampler_args(args)
     if args.forecast and not args.law_by:
         raise UsageError("--forecast needs --law-by COLUMN (the law's input)")
-    sweep = load_batch_sweep(args.sweep, batch=args.batch, steps=args.steps, group=args.group)
+    sweep = load_batch_sweep(args.sweep, batch=args.batch, steps=args.steps, group=args.group, sep=args.sep)
     if args.law_by and args.law_by not in sweep.extra:
         raise UsageError(f"--law-by {args.law_by}: not a column constant within each group; such columns: {', '.join(sweep.extra) or '(none)'}")
     opts = dict(seed=args.seed, num_warmup=args.warmup, num_samples=args.draws, num_chains=args.chains, target_accept=args.target_accept)
@@ -698,31 +898,39 @@ def _cmd_batch_size(args) -> int:
            f"  S(B) = S_min + E_min / B per group; B_crit = E_min / S_min (McCandlish); CBS = {args.overhead:g} B_crit + "
            f"{1 + args.overhead:g} x {args.reference_batch:g} (Zhang et al.)"]
     head = ["group", f"B_crit [{pct}]", f"CBS Zhang [{pct}]", f"S_min [{pct}]"]
-    rows = [[str(r["group"]), f"{r['B_crit']:.4g} ({r['B_crit_lo']:.4g}, {r['B_crit_hi']:.4g})",
-             f"{r['cbs_zhang']:.4g} ({r['cbs_zhang_lo']:.4g}, {r['cbs_zhang_hi']:.4g})",
-             f"{r['S_min']:.4g} ({r['S_min_lo']:.4g}, {r['S_min_hi']:.4g})"] for _, r in table.iterrows()]
-    width = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    out += ["  ".join(c.rjust(w) for c, w in zip(line, width)) for line in [head] + rows]
+    rows = [[str(r["group"]), _interval(r, "B_crit"), _interval(r, "cbs_zhang"), _interval(r, "S_min")] for _, r in table.iterrows()]
+    out.append(_columns(head, rows))
     diag = post.diagnostics()
-    out.append(_health_line(diag))
+    out.append(_health_words(diag))
+    warn = list(post.warnings)
     result = {"source": sweep.source, "prob": prob, "groups": table.to_dict(orient="records"), "diagnostics": diag,
               "settings": {k: v for k, v in post.settings.items() if isinstance(v, (int, float, str))}}
-    healthy = _healthy(diag)
+    healthy = diag["ok"]
     if args.law_by:
         law = post.scaling_law(args.law_by, definition=args.definition, **opts)
         p, k = law.exponents[args.law_by], law.k
         out.append(f"law: B_crit ({args.definition}) = k {args.law_by}^p: p = {_iv(quantiles(p, prob))}, "
-                   f"k = {_iv(quantiles(k, prob))}, scatter tau = {_iv(quantiles(law.tau, prob), '.3f')}")
+                   f"k = {_iv(quantiles(k, prob))}, scatter tau = {_iv(quantiles(law.tau, prob))}")
         ld = law.diagnostics()
-        out.append("  " + _health_line(ld))
-        healthy = healthy and _healthy(ld)
+        out.append("  " + _health_words(ld))
+        warn += [f"law: {w}" for w in law.warnings]
+        healthy = healthy and ld["ok"]
         result["law"] = {"input": args.law_by, "definition": args.definition, "p": quantiles(p, prob), "k": quantiles(k, prob),
                          "tau": quantiles(law.tau, prob), "diagnostics": ld}
         if args.forecast:
+            largest = float(np.max(sweep.extra[args.law_by]))
             fc = forecast_critical_batch(law, at=args.forecast, prob=prob)
+            fc["extrapolation"] = fc[args.law_by] / largest
             for _, r in fc.iterrows():
-                out.append(f"  forecast at {args.law_by} = {r[args.law_by]:.4g}: B_crit {r['median']:.4g} ({r['lo']:.4g}, {r['hi']:.4g})")
+                out.append(f"  forecast at {args.law_by} = {_num(r[args.law_by])}: B_crit {_num(r['median'])} ({_num(r['lo'])}, "
+                           f"{_num(r['hi'])}); {_num(r['extrapolation'])}x the largest {args.law_by} in the sweep")
+            far = _far(args.forecast, largest, args.law_by)
+            warn += far
+            healthy = healthy and not far
             result["forecast"] = fc.to_dict(orient="records")
+    out.extend(f"warning: {w}" for w in warn)
+    result["warnings"] = warn
+    _flag_line(out, not healthy)
     print("\n".join(out))
     _write_json(result, args)
     return 0 if healthy else 1
@@ -745,42 +953,46 @@ def _cmd_isoflop(args) -> int:
     cols = dict(C=args.col_C, N=args.col_N, D=args.col_D, loss=args.col_loss)
     opts = dict(seed=args.seed, num_warmup=args.warmup, num_samples=args.draws, num_chains=args.chains, target_accept=args.target_accept)
     t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():  # every warning is kept on the results and printed below, once
+        warnings.simplefilter("ignore")
         if args.by:
-            posts = isoflop_batch(args.runs, by=args.by, window=window, scatter=args.scatter, **cols, **opts)
+            posts = isoflop_batch(args.runs, by=args.by, window=window, scatter=args.scatter, sep=args.sep, **cols, **opts)
         else:
-            posts = {"all": isoflop(args.runs, window=window, scatter=args.scatter, **cols, **opts)}
+            posts = {"all": isoflop(args.runs, window=window, scatter=args.scatter, sep=args.sep, **cols, **opts)}
     seconds = time.perf_counter() - t0
     prob, pct = args.prob, f"{100 * args.prob:g}%"
-    out = [f"IsoFLOP (Approach 2; {seconds:.1f} s, {len(posts)} configuration(s)): medians with {pct} intervals"]
+    out = [f"IsoFLOP (Approach 2; {seconds:.1f} s, {len(posts)} configuration(s)): medians with {pct} intervals; "
+           "'C / largest budget': how far beyond the runs"]
     result = {"source": str(args.runs), "prob": prob, "seconds": seconds, "configurations": {}}
     healthy = True
     for label, post in posts.items():
         diag = post.diagnostics()
-        healthy = healthy and _healthy(diag)
+        largest = float(np.max(post.data.C))
+        far = _far(args.budgets, largest, "C")
+        healthy = healthy and diag["ok"] and not far
         qa, qb = quantiles(post.a, prob), quantiles(post.b, prob)
-        out.append(f"[{label}] a (N_opt ~ C^a) = {_iv(qa, '.4f')}   b (D_opt ~ C^b) = {_iv(qb, '.4f')}   "
-                   f"budgets {post.data.num_budgets}")
+        out.append(f"[{label}] a (N_opt ~ C^a) = {_iv(qa)}   b (D_opt ~ C^b) = {_iv(qb)}   budgets {post.data.num_budgets}")
         fc = post.forecast(args.budgets, prob=prob)
-        for _, r in fc.iterrows():
-            out.append(f"  C = {r['C']:.3e}: N_opt {r['N_opt']:.3g} ({r['N_opt_lo']:.3g}, {r['N_opt_hi']:.3g})   "
-                       f"D_opt {r['D_opt']:.3g} ({r['D_opt_lo']:.3g}, {r['D_opt_hi']:.3g})")
-        out.append("  " + _health_line(diag))
-        out.extend(f"  warning: {w}" for w in post.warnings if "off-centre" in w or args.by is None)
+        fc["extrapolation"] = fc["C"] / largest
+        rows = [[_num(r["C"]), _interval(r, "N_opt"), _interval(r, "D_opt"), _num(r["extrapolation"])] for _, r in fc.iterrows()]
+        out.append("  " + _columns(["C", f"N_opt [{pct}]", f"D_opt [{pct}]", "C / largest budget"], rows).replace("\n", "\n  "))
+        out.append("  " + _health_words(diag))
+        out.extend(f"  warning: {w}" for w in list(post.warnings) + far)
         result["configurations"][label] = {"a": qa, "b": qb, "forecast": fc.to_dict(orient="records"),
                                            "vertices": post.vertices(prob).to_dict(orient="records"),
-                                           "diagnostics": diag, "warnings": list(post.warnings)}
-    if args.by is None:
-        out.extend(f"warning: {w.message}" for w in caught if not any(str(w.message) in x for x in out))
-    else:
-        out.extend(f"warning: {w}" for p in posts.values() for w in p.data.warnings)
+                                           "diagnostics": diag, "warnings": list(post.warnings) + far}
     if args.envelope:
-        env = envelope(args.runs, **cols, loss_law=False, **{k: v for k, v in opts.items() if k != "target_accept"})
+        env = envelope(args.runs, **cols, loss_law=False, sep=args.sep, **{k: v for k, v in opts.items() if k != "target_accept"})
         qa = quantiles(env.n_law.exponents["C"], prob)
         qb = quantiles(env.d_law.exponents["C"], prob)
-        out.append(f"envelope (Approach 1; {len(env.points['C'])} runs on the lower envelope): a = {_iv(qa, '.4f')}   b = {_iv(qb, '.4f')}")
-        result["envelope"] = {"a": qa, "b": qb, "forecast": env.forecast(args.budgets, prob=prob).to_dict(orient="records")}
+        ed = env.diagnostics()
+        healthy = healthy and ed["ok"]
+        out.append(f"envelope (Approach 1; {len(env.points['C'])} runs on the lower envelope): a = {_iv(qa)}   b = {_iv(qb)}")
+        out.append("  " + _health_words(ed))
+        out.extend(f"  warning: {w}" for w in env.warnings)
+        result["envelope"] = {"a": qa, "b": qb, "forecast": env.forecast(args.budgets, prob=prob).to_dict(orient="records"),
+                              "diagnostics": ed}
+    _flag_line(out, not healthy)
     print("\n".join(out))
     _write_json(result, args)
     return 0 if healthy else 1
@@ -815,7 +1027,8 @@ def _cmd_hyperparams(args) -> int:
     points = _forecast_points(args.at, by)
     opts = dict(seed=args.seed, num_warmup=args.warmup, num_samples=args.draws, num_chains=args.chains, target_accept=args.target_accept)
     t0 = time.perf_counter()
-    law = hyperparam_law(args.sweep, target=args.target, by=by, loss=args.loss, select=args.select, tol=args.tol, **opts)
+    law = hyperparam_law(args.sweep, target=args.target, by=by, loss=args.loss, select=args.select, tol=args.tol, sep=args.sep,
+                         **opts)
     prob, pct = args.prob, f"{100 * args.prob:g}%"
     chosen = "each budget's best run" if args.select == "optimum" else f"every run within {args.tol:g} (relative) of its budget's best loss"
     n = len(law.observed["y"])
@@ -827,7 +1040,8 @@ def _cmd_hyperparams(args) -> int:
     width = max(len(r[0]) for r in rows)
     out += [f"  {r[0].ljust(width)}  {r[1]}" for r in rows]
     diag = law.diagnostics()
-    out.append(_health_line(diag))
+    out.append(_health_words(diag))
+    warn = list(law.warnings)
     result = {"source": str(args.sweep), "target": args.target, "by": by, "select": args.select, "tol": args.tol, "prob": prob,
               "points": {k: np.asarray(v).tolist() for k, v in law.observed.items()},
               "parameters": {name: {k: float(v) for k, v in r.items()} for name, r in summary.iterrows()},
@@ -835,14 +1049,24 @@ def _cmd_hyperparams(args) -> int:
     if points:
         x = {b: np.array([p[b] for p in points]) for b in by}
         mean, one = law.predict(x, prob=prob), law.predict(x, prob=prob, predictive=True, seed=args.seed)
+        largest = {b: float(np.max(law.observed[b])) for b in by}
         for j, p in enumerate(points):
-            where = ", ".join(f"{b} = {p[b]:.4g}" for b in by)
-            out.append(f"  forecast at {where}: law {_iv(mean.iloc[j])}; one new optimum {_iv(one.iloc[j])}")
+            where = ", ".join(f"{b} = {_num(p[b])}" for b in by)
+            factor = max(p[b] / largest[b] for b in by)
+            out.append(f"  forecast at {where}: law {_iv(mean.iloc[j])}; one new optimum {_iv(one.iloc[j])}; "
+                       f"{_num(factor)}x the largest in the sweep")
+            for b in by:
+                warn += _far(p[b], largest[b], b)
             result["forecast"].append({**p, "law": {k: float(mean.iloc[j][k]) for k in ("median", "lo", "hi")},
-                                       "one_new_optimum": {k: float(one.iloc[j][k]) for k in ("median", "lo", "hi")}})
+                                       "one_new_optimum": {k: float(one.iloc[j][k]) for k in ("median", "lo", "hi")},
+                                       "extrapolation": factor})
+    out.extend(f"warning: {w}" for w in warn)
+    result["warnings"] = warn
+    ok = diag["ok"] and not any("x the largest in the data" in w for w in warn)
+    _flag_line(out, not ok)
     print("\n".join(out))
     _write_json(result, args)
-    return 0 if _healthy(diag) else 1
+    return 0 if ok else 1
 
 
 def _cpu_devices(jax) -> None:
@@ -866,6 +1090,10 @@ def _cpu_devices(jax) -> None:
             pass
 
 
+def _one_line(err) -> str:
+    return " ".join(str(err).split())
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)  # argparse itself exits 2 with a usage line on bad options
     import jax
@@ -876,17 +1104,33 @@ def main(argv=None) -> int:
     except UsageError as err:
         print(f"bayes-scaling: error: {err}", file=sys.stderr)
         return 2
-    warnings.simplefilter("default")
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
-    try:
-        return {"fit": _cmd_fit, "sample": _cmd_sample, "report": _cmd_report, "demo": _cmd_demo, "laws": _cmd_laws,
-                "batch-size": _cmd_batch_size, "isoflop": _cmd_isoflop, "hyperparams": _cmd_hyperparams}[args.command](args)
-    except (UsageError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
-        print(f"bayes-scaling: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bayes-scaling: interrupted", file=sys.stderr)
-        return 130
+    from . import progress
+    from .compile_cache import enable_compilation_cache
+
+    # progress on a terminal by default (--quiet: never; --progress: also when stderr is not a terminal)
+    args.show_progress = not getattr(args, "quiet", False) and (getattr(args, "progress", False) or sys.stderr.isatty())
+    command = {"fit": _cmd_fit, "sample": _cmd_sample, "report": _cmd_report, "demo": _cmd_demo, "laws": _cmd_laws,
+               "batch-size": _cmd_batch_size, "isoflop": _cmd_isoflop, "hyperparams": _cmd_hyperparams}[args.command]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("default")
+        old_format = warnings.formatwarning
+        warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+        stack.callback(setattr, warnings, "formatwarning", old_format)
+        if getattr(args, "json", None) == "-":  # stdout carries the JSON alone; everything else goes to stderr
+            args.json_stream = sys.stdout
+            stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+        if args.show_progress:
+            stack.enter_context(progress.reporting())
+        enable_compilation_cache()  # compiled programs persist between runs ($BAYES_SCALING_CACHE_DIR; 'off' to disable)
+        try:
+            return command(args)
+        except (UsageError, ValueError, OSError) as err:
+            print(f"bayes-scaling: error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("bayes-scaling: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

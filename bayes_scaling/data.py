@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Runs", "load_runs", "FLOPS_CONVENTION"]
+__all__ = ["Runs", "load_runs", "read_table", "FLOPS_CONVENTION"]
 
 FLOPS_CONVENTION = "C = 6ND"
 _NUMERIC_ROLES = ("N", "D", "C", "loss", "U", "batch_size", "steps")
@@ -119,27 +119,73 @@ def _plain(x):
     return x.item() if hasattr(x, "item") else x
 
 
-def _read_table(source):
+_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "'|'"}
+
+
+def read_table(source, *, sep: str | None = None, name: str | None = None):
+    """Read a run table: ``(df, name, from_file)``. ``source`` is a path (CSV; ``.tsv``/``.tab``: tab-separated;
+    ``.parquet``/``.pq``) or a DataFrame (``name`` names it in messages, default ``<DataFrame>``). ``sep``: the
+    CSV delimiter; by default a comma, and a file whose header reads as one column holding semicolons, tabs or
+    '|' is read again with that delimiter. Errors are one-line ``ValueError``s naming the file."""
     import pandas as pd
 
     if isinstance(source, pd.DataFrame):
-        return source, "<DataFrame>", False
-    path = os.fspath(source)
+        return source, name or "<DataFrame>", False
+    try:
+        path = os.fspath(source)
+    except TypeError:
+        raise ValueError(f"a run table must be a file path or a pandas DataFrame, not {type(source).__name__}") from None
     if not os.path.exists(path):
         raise ValueError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder, not a table file")
     ext = os.path.splitext(path)[1].lower()
+    if ext in (".parquet", ".pq"):
+        return _read_parquet(path), path, True
     try:
-        if ext in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-        elif ext in (".tsv", ".tab"):
-            df = pd.read_csv(path, sep="\t")
-        else:
-            df = pd.read_csv(path)
+        df = pd.read_csv(path, sep=sep if sep is not None else ("\t" if ext in (".tsv", ".tab") else ","))
+        if sep is None and df.shape[1] == 1:
+            header = str(df.columns[0])
+            found = [d for d in _DELIMITERS if d in header]
+            if found:  # one column whose name holds another delimiter: the file uses that one
+                df = pd.read_csv(path, sep=found[0])
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty (no header, no rows)") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: cannot read as a table: not text (a binary file? Parquet files end in .parquet)") from None
     except Exception as err:  # parser errors: say which file, keep the parser's reason
-        raise ValueError(f"{path}: cannot read as a table: {str(err).splitlines()[0]}") from None
+        hint = "" if sep is not None else " (if it is not comma-separated, give the delimiter: --sep ';' or sep=';')"
+        raise ValueError(f"{path}: cannot read as a table: {str(err).splitlines()[0]}{hint}") from None
     return df, path, True
+
+
+def _read_parquet(path):
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except ImportError:
+        missing = True
+    except Exception as err:
+        missing = False
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if missing:
+        raise ValueError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow (or save the table as CSV)")
+    raise ValueError(f"{path}: cannot read as a Parquet table: {reason}")
+
+
+def columns_text(df) -> str:
+    """The table's column names, quoted so that stray spaces show: ``'N', 'D ', 'loss'``."""
+    return ", ".join(repr(str(c)) for c in df.columns)
+
+
+def missing_column(name: str, col: str, df, role: str | None = None) -> ValueError:
+    """The error for a column the table lacks, naming the file, the column (quoted) and the columns there are,
+    with the near miss where only spaces or case differ."""
+    near = [str(c) for c in df.columns if str(c).strip().lower() == str(col).strip().lower()]
+    hint = f" (did you mean {near[0]!r}? the names differ in spaces or case)" if near else ""
+    what = f" (for {role})" if role else ""
+    return ValueError(f"{name}: column {col!r}{what} not found{hint}; the columns are: {columns_text(df)}")
 
 
 def _row_label(df, i: int, from_file: bool) -> str:
@@ -162,14 +208,25 @@ def load_runs(
     batch_size: str | None = None,
     steps: str | None = None,
     required: tuple[str, ...] = ("loss",),
+    sep: str | None = None,
+    name: str | None = None,
 ) -> Runs:
     """Load a run table (CSV/TSV/Parquet path or DataFrame) into validated :class:`Runs`.
 
     Keyword arguments map roles to column names. ``N``, ``D``, ``C`` and ``U`` default to columns of
     those names and are optional when absent unless listed in ``required``; a column named explicitly
     (anything other than the default) must exist. ``family`` may be several columns, joined with "/".
+    ``sep`` is the CSV delimiter (see :func:`read_table`); ``name`` names a DataFrame in messages.
     """
-    df, name, from_file = _read_table(source)
+    for role, col in (("N", N), ("D", D), ("C", C), ("loss", loss), ("U", U), ("batch_size", batch_size), ("steps", steps)):
+        if col is not None and not isinstance(col, str):
+            raise ValueError(f"{role}= must name a column (a string), not {col!r}")
+    if loss is None:
+        raise ValueError("loss= must name the column of losses (or of the quantity the law describes)")
+    if family is not None and not (isinstance(family, str) or (isinstance(family, (list, tuple)) and family
+                                                              and all(isinstance(c, str) for c in family))):
+        raise ValueError(f"family= must name a column or a list of columns, not {family!r}")
+    df, name, from_file = read_table(source, sep=sep, name=name)
     defaults = {"N": "N", "D": "D", "C": "C", "U": "U"}
     mapping = {"N": N, "D": D, "C": C, "loss": loss, "U": U, "batch_size": batch_size, "steps": steps}
     columns: dict[str, str] = {}
@@ -179,9 +236,7 @@ def load_runs(
         if col in df.columns:
             columns[role] = col
         elif role in required or col != defaults.get(role):
-            raise ValueError(
-                f"{name}: column {col!r} (for {role}) not found; the columns are: {', '.join(map(str, df.columns))}"
-            )
+            raise missing_column(name, col, df, role)
     if len(df) == 0:
         raise ValueError(f"{name}: the table is empty (no runs)")
 
@@ -202,7 +257,7 @@ def load_runs(
         fam_cols = [family] if isinstance(family, str) else list(family)
         missing = [c for c in fam_cols if c not in df.columns]
         if missing:
-            raise ValueError(f"{name}: family column {missing[0]!r} not found; the columns are: {', '.join(map(str, df.columns))}")
+            raise missing_column(name, missing[0], df, "family")
         fam = df[fam_cols].astype(str).agg("/".join, axis=1).to_numpy()
         columns["family"] = "/".join(fam_cols)
 
@@ -250,15 +305,6 @@ def _warn_duplicates(df, cols, name, from_file) -> None:
         idx = np.flatnonzero(dup)
         shown = ", ".join(_row_label(df, int(i), from_file) for i in idx[:4]) + (" ..." if len(idx) > 4 else "")
         warnings.warn(f"{name}: {len(idx)} runs are exact duplicates of another ({shown}); all are kept", stacklevel=3)
-
-
-def check_enough_runs(runs: Runs, num_free: int, law_name: str) -> None:
-    """Raise when a table has fewer runs than the law has free parameters."""
-    if len(runs) < num_free:
-        raise ValueError(
-            f"{runs.source}: {len(runs)} runs but law {law_name!r} has {num_free} free parameters; "
-            f"need at least {num_free} runs (better many more)"
-        )
 
 
 def as_runs(data: Any, **kwargs) -> Runs:

@@ -46,6 +46,9 @@ __all__ = [
     "compute_for_loss",
     "loss_of_plan",
     "forecast_table",
+    "over_draws",
+    "check_budgets",
+    "check_params",
     "FLOPS_PER_PARAM_TOKEN",
 ]
 
@@ -205,16 +208,110 @@ def forecast_table(law, params, budgets, *, inputs=None, method: str = "auto"):
     import pandas as pd
 
     law = _as_law(law)
-    p = {k: jnp.asarray(v) for k, v in _params(params).items()}
-    budgets = np.asarray(budgets, dtype=float).reshape(-1)
-    if budgets.size == 0 or not np.all(np.isfinite(budgets)) or np.any(budgets <= 0):
-        raise ValueError(f"budgets must be positive finite FLOP counts; got {budgets.tolist()}")
-    dtype = jnp.result_type(float, *p.values())
-    C = jnp.asarray(budgets, dtype)
+    p = check_params(law, _params(params))
+    budgets = check_budgets(budgets)
+    if method not in ("auto", "closed", "numeric"):
+        raise ValueError(f"method must be 'auto', 'closed' or 'numeric', not {method!r}")
+    out = over_draws(law, "frontier", {k: [p[k]] for k in law.param_names}, budgets, inputs=inputs, method=method)
+    table = {"budget": budgets}
+    if "N_opt" in out:
+        table.update({"N_opt": out["N_opt"][0], "D_opt": out["D_opt"][0], "D/N": out["D_opt"][0] / out["N_opt"][0]})
+    table["L*"] = out["L*"][0]
+    return pd.DataFrame(table)
+
+
+def check_params(law: Law, params) -> dict[str, float]:
+    """One parameter set of ``law`` as floats, or a ``ValueError`` naming the parameter that is missing, not a
+    number, not finite, or not positive where the law needs it positive."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"law {law.name!r}: parameters must be a dict {{name: value}} of {', '.join(law.param_names)}, "
+                         f"not {type(params).__name__}")
+    missing = [k for k in law.param_names if k not in params]
+    if missing:
+        raise ValueError(f"law {law.name!r}: parameter(s) {', '.join(missing)} missing; give every one of "
+                         f"{', '.join(law.param_names)}")
+    out = {}
+    for prm in law.params:
+        try:
+            v = float(np.asarray(params[prm.name]))
+        except (TypeError, ValueError):
+            raise ValueError(f"law {law.name!r}: parameter {prm.name} = {params[prm.name]!r} is not a number") from None
+        if not np.isfinite(v) or (prm.log and v <= 0):
+            raise ValueError(f"law {law.name!r}: parameter {prm.name} = {v:g} must be {'positive and ' if prm.log else ''}finite")
+        out[prm.name] = v
+    return out
+
+
+def check_budgets(budgets) -> np.ndarray:
+    """Budgets as a 1-D float array, or a ``ValueError`` naming the first one that is not a positive, finite
+    number of FLOPs."""
+    try:
+        b = np.asarray(budgets, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"budgets must be positive, finite numbers of FLOPs; got {budgets!r}") from None
+    if b.size == 0:
+        raise ValueError("budgets must be positive, finite numbers of FLOPs; got none")
+    bad = ~(np.isfinite(b) & (b > 0))
+    if bad.any():
+        raise ValueError(f"budgets must be positive, finite numbers of FLOPs; {b[np.argmax(bad)]:g} is not")
+    return b
+
+
+# ---- the same quantities over many parameter draws and many points, compiled once per law and shape ------------
+
+
+def _frontier(law, p, C, extra, method):
     if _is_C(law):
-        L = law.predict(p, {"C": C})
-        return pd.DataFrame({"budget": budgets, "L*": np.asarray(L, float)})
-    N, D = jax.vmap(lambda c: compute_optimal(law, p, c, inputs=inputs, method=method))(C)
-    L = jax.vmap(lambda c: loss_at_optimum(law, p, c, inputs=inputs, method=method))(C)
-    N, D, L = (np.asarray(a, float) for a in (N, D, L))
-    return pd.DataFrame({"budget": budgets, "N_opt": N, "D_opt": D, "D/N": D / N, "L*": L})
+        return {"L*": law.predict(p, dict(extra, C=C))}
+    N, D = compute_optimal(law, p, C, inputs=extra or None, method=method)
+    return {"N_opt": N, "D_opt": D, "L*": jnp.exp(law.log_loss(p, dict(extra, N=N, D=D)))}
+
+
+#: quantity name -> f(law, one parameter dict, one point x, extra inputs); a point is a budget C, a target loss, or
+#: a plan (N, D) as a length-2 vector
+QUANTITIES = {
+    "frontier": _frontier,
+    "compute_for_loss": lambda law, p, loss, extra, method: compute_for_loss(law, p, loss, inputs=extra or None, method=method),
+    "loss_of_plan": lambda law, p, nd, extra, method: loss_of_plan(law, p, nd[0], nd[1], inputs=extra or None),
+}
+
+
+_TRACES = {"count": 0}
+
+
+def trace_count() -> int:
+    """How many times the draws program has been traced (compiled); tests hold forecasts to one per shape."""
+    return _TRACES["count"]
+
+
+def _over_draws_impl(params, points, extra, *, law, quantity, method):
+    _TRACES["count"] += 1
+    f = QUANTITIES[quantity]
+    return jax.vmap(lambda p: jax.vmap(lambda x: f(law, p, x, extra, method))(points))(params)
+
+
+_over_draws = jax.jit(_over_draws_impl, static_argnames=("law", "quantity", "method"))
+
+
+def over_draws(law, quantity: str, params: Mapping[str, Any], points, *, inputs: Mapping[str, float] | None = None,
+               method: str = "auto"):
+    """``quantity`` (a key of :data:`QUANTITIES`) at every parameter draw and every point: NumPy arrays shaped
+    ``(draw, point)`` (a dict of them for ``"frontier"``: ``N_opt``, ``D_opt``, ``L*``; ``L*`` alone for a law of
+    C). ``params``: ``{name: (draw,) array}`` (every parameter of the law); ``points``: budgets, target losses,
+    or plans ``(point, 2)`` of (N, D); ``method`` as in :func:`compute_optimal`. One compiled program per law, quantity and shape: draws, points and the
+    other inputs are arguments, never closed over, so a new budget or a new posterior compiles nothing."""
+    from . import compile_cache
+
+    law = _as_law(law)
+    if quantity not in QUANTITIES:
+        raise ValueError(f"unknown quantity {quantity!r}; one of {', '.join(QUANTITIES)}")
+    if quantity != "compute_for_loss" and not (_is_ND(law) or (quantity == "frontier" and _is_C(law))):
+        raise ValueError(f"law {law.name!r} has inputs {law.inputs}; {quantity} needs a law of N and D"
+                         + (" (or of C alone)" if quantity == "frontier" else ""))
+    extra = _check_extra(law, inputs, ("C",) if _is_C(law) else ("N", "D")) if quantity != "compute_for_loss" else dict(inputs or {})
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    P = {k: jnp.asarray(np.reshape(np.asarray(params[k], float), -1), dtype) for k in law.param_names}
+    X = jnp.asarray(np.asarray(points, float), dtype)
+    E = {k: jnp.asarray(float(v), dtype) for k, v in extra.items()}
+    out = compile_cache.run("over_draws", "", _over_draws, P, X, E, law=law, quantity=quantity, method=method)
+    return jax.tree_util.tree_map(np.asarray, out)

@@ -9,12 +9,13 @@ for 4 chains), no divergent transitions.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 from numpyro.diagnostics import effective_sample_size, gelman_rubin
 from scipy.special import ndtri
-from scipy.stats import rankdata
 
-__all__ = ["rhat", "ess_bulk", "ess_tail", "RHAT_MAX", "ESS_MIN"]
+__all__ = ["rhat", "ess_bulk", "ess_tail", "health", "fmt_rhat", "RHAT_MAX", "ESS_MIN"]
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -27,8 +28,22 @@ def _split(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:, :n], x[:, x.shape[1] - n:]], axis=0)
 
 
+def rankdata(x) -> np.ndarray:
+    """Ranks 1..n of ``x`` (flattened), ties sharing their average rank (``scipy.stats.rankdata``'s "average",
+    written here because importing scipy.stats costs most of a second at every start)."""
+    a = np.asarray(x).ravel()
+    order = np.argsort(a, kind="mergesort")
+    s = a[order]
+    first = np.r_[True, s[1:] != s[:-1]]
+    group = np.cumsum(first)
+    bounds = np.r_[np.flatnonzero(first), len(a)]
+    ranks = np.empty(len(a))
+    ranks[order] = 0.5 * (bounds[group] + bounds[group - 1] + 1)
+    return ranks
+
+
 def _rank_normalise(x: np.ndarray) -> np.ndarray:
-    r = rankdata(x.ravel(), method="average").reshape(x.shape)
+    r = rankdata(x.ravel()).reshape(x.shape)
     return ndtri((r - 0.375) / (x.size + 0.25))
 
 
@@ -66,3 +81,44 @@ def ess_tail(x) -> float:
         ind = (s <= np.quantile(s, q)).astype(float)
         out.append(effective_sample_size(_rank_normalise(ind)) if np.ptp(ind) > 0 else float("nan"))
     return float(np.nanmin(out))
+
+
+def fmt_rhat(r: float) -> str:
+    """R-hat for reading: three decimals, ``>10`` beyond 10 (chains in different places), ``-`` when undefined."""
+    if r is None or not np.isfinite(r):
+        return "-"
+    return ">10" if r > 10 else f"{r:.3f}"
+
+
+def health(draws: Mapping[str, np.ndarray], diverging) -> dict:
+    """Sampler health of named draws ``(chain, draw)``: ``{"ok", "divergences", "max_r_hat", "min_ess_bulk",
+    "min_ess_tail", "warnings"}``. The one definition used by every result type: healthy means no divergent
+    transition, R-hat <= :data:`RHAT_MAX` and bulk and tail ESS >= :data:`ESS_MIN` for every named quantity
+    (constant ones are skipped); each failure is a sentence saying what it means and what to do."""
+    div = int(np.sum(diverging))
+    total = int(np.size(diverging))
+    r = {k: rhat(v) for k, v in draws.items()}
+    eb = {k: ess_bulk(v) for k, v in draws.items()}
+    et = {k: ess_tail(v) for k, v in draws.items()}
+    finite = lambda d: [v for v in d.values() if np.isfinite(v)]
+    max_r = max(finite(r), default=float("nan"))
+    min_b, min_t = min(finite(eb), default=float("nan")), min(finite(et), default=float("nan"))
+    w = []
+    if div:
+        w.append(f"{div} of {total} transitions diverged: the sampler met curvature it could not follow, so the posterior "
+                 "may be biased. Raise target_accept (e.g. 0.95-0.99), or fix poorly identified parameters.")
+    bad_r = [k for k, v in r.items() if v > RHAT_MAX]
+    if bad_r:
+        w.append(f"R-hat above {RHAT_MAX} for {_names(bad_r)} (max {fmt_rhat(max_r)}): the chains disagree, so they have not "
+                 "mixed. Run longer (more warm-up and draws), or check for several modes.")
+    low = [k for k in draws if eb[k] < ESS_MIN or et[k] < ESS_MIN]
+    if low:
+        w.append(f"effective sample size below {ESS_MIN} for {_names(low)} (min bulk {min_b:.0f}, tail {min_t:.0f}): "
+                 "intervals are noisy. Draw more samples or more chains.")
+    return {"ok": not w, "divergences": div, "max_r_hat": max_r, "min_ess_bulk": min_b, "min_ess_tail": min_t,
+            "warnings": w, "r_hat": r, "ess_bulk": eb, "ess_tail": et}
+
+
+def _names(names, limit: int = 6) -> str:
+    names = list(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")

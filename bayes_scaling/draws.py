@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .diagnostics import ESS_MIN, RHAT_MAX, ess_bulk, ess_tail, rhat
+from .diagnostics import health
 from .posterior import DEFAULT_PROB, interval
 
 __all__ = ["Draws", "sample_model", "sample_models", "quantiles"]
@@ -49,34 +49,17 @@ class Draws:
         return x.reshape((-1,) + x.shape[2:])
 
     def diagnostics(self) -> dict[str, Any]:
-        """``{"ok", "divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "warnings"}`` over the
-        watched sites (every element of a vector site), with a plain-words warning per problem."""
-        div = int(np.sum(self.sample_stats["diverging"]))
-        r, eb, et = [], [], []
+        """``{"ok", "divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "warnings"}`` over the watched
+        sites (every element of a vector site, named ``site[i]``), by :func:`~bayes_scaling.diagnostics.health`."""
+        named = {}
         for name in self.watch:
             x = np.asarray(self.draws[name], float)
             x = x.reshape(x.shape[0], x.shape[1], -1)
             for j in range(x.shape[2]):
-                if np.ptp(x[:, :, j]) == 0:
-                    continue
-                r.append(rhat(x[:, :, j]))
-                eb.append(ess_bulk(x[:, :, j]))
-                et.append(ess_tail(x[:, :, j]))
-        max_r = float(np.nanmax(r)) if r else float("nan")
-        min_b = float(np.nanmin(eb)) if eb else float("nan")
-        min_t = float(np.nanmin(et)) if et else float("nan")
-        w = []
-        total = self.sample_stats["diverging"].size
-        if div:
-            w.append(f"{div} of {total} transitions diverged: the posterior may be biased; raise target_accept "
-                     "(e.g. 0.95-0.99) or check poorly identified parameters.")
-        if max_r > RHAT_MAX:
-            w.append(f"R-hat {max_r:.3f} above {RHAT_MAX}: the chains have not mixed; run longer.")
-        if min(min_b, min_t) < ESS_MIN:
-            w.append(f"effective sample size below {ESS_MIN} (bulk {min_b:.0f}, tail {min_t:.0f}): intervals are "
-                     "noisy; draw more samples or chains.")
-        return {"ok": not w, "divergences": div, "max_r_hat": max_r, "min_ess_bulk": min_b, "min_ess_tail": min_t,
-                "warnings": w}
+                if np.ptp(x[:, :, j]) > 0:
+                    named[name if x.shape[2] == 1 else f"{name}[{j}]"] = x[:, :, j]
+        h = health(named, self.sample_stats["diverging"])
+        return {k: h[k] for k in ("ok", "divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "warnings")}
 
 
 def _settings(num_warmup, num_samples, num_chains, target_accept, chain_method):
@@ -110,13 +93,14 @@ def sample_models(model, args_list: Sequence[Any], values_list: Sequence[Mapping
     from .sampling import _laplace_inits, run_families
 
     key = jax.random.PRNGKey(seed)
-    inits = []
+    inits, keys = [], []
     for i, (a, v) in enumerate(zip(args_list, values_list)):
-        z0, _ = _laplace_inits(jax.random.fold_in(key, 2 * i), model, a, v, num_chains, 1.0)
+        z0, _, chain_keys = _laplace_inits(jax.random.fold_in(key, i), model, a, v, num_chains, 1.0)
         inits.append(z0)
-    stack = lambda trees: jax.tree_util.tree_map(lambda *x: jnp.stack(x), *trees)
+        keys.append(chain_keys)
+    stack = lambda trees: jax.tree_util.tree_map(lambda *x: np.stack([np.asarray(v) for v in x]), *trees)
     F = len(args_list)
-    keys = jnp.stack([jax.random.split(jax.random.fold_in(key, 2 * i + 1), num_chains) for i in range(F)])
+    keys = np.stack(keys)
     gpu = on_accelerator()
     settings = _settings(num_warmup, num_samples, num_chains, target_accept, "vectorized" if gpu else "sequential")
     samples, stats = run_families(model, keys, stack(inits), stack(list(args_list)), family_chunk=family_chunk,

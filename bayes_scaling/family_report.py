@@ -25,7 +25,9 @@ import os
 import re
 from typing import Any, Iterable, Mapping
 
-from .report import DEFAULT_BUDGETS, _clean, _num, figure_html, page_start, png_bytes, provenance, report_files, write_page, write_report
+from . import progress
+from .report import (DEFAULT_BUDGETS, _clean, _li, _num, _times, figure_html, page_start, png_bytes, provenance, report_files,
+                     sampler_line, write_page, write_report)
 
 __all__ = ["write_family_report", "family_dir_name", "family_report_files"]
 
@@ -60,9 +62,12 @@ def _family_rows(batch, runs, budgets, prob, inputs, dirs) -> list[dict[str, Any
     rows = []
     for fam, post in batch.posteriors.items():
         diag = post.diagnostics(budgets=budgets)
-        row = {"family": fam, "runs": int(len(post.observed.get("loss", ()))), "healthy": fam not in failing,
-               "problems": failing.get(fam, []), "divergences": diag["divergences"], "max_r_hat": diag["max_r_hat"],
-               "min_ess_bulk": diag["min_ess_bulk"], "report": f"families/{dirs[fam]}/report.html", "forecast": []}
+        sampler = [p for p in failing.get(fam, []) if p not in diag["problems"]]
+        row = {"family": fam, "runs": int(len(post.observed.get("loss", ()))), "healthy": diag["ok"],
+               "sampler_ok": diag["sampler_ok"], "problems": sampler, "warnings": diag["problems"],
+               "divergences": diag["divergences"], "max_r_hat": diag["max_r_hat"], "min_ess_bulk": diag["min_ess_bulk"],
+               "min_ess_tail": diag["min_ess_tail"], "largest_run": post.max_compute(),
+               "report": f"families/{dirs[fam]}/report.html", "forecast": []}
         law = post.law
         if ("N" in law.inputs and "D" in law.inputs) or law.inputs == ("C",):
             row["forecast"] = post.forecast(budgets, prob=prob, inputs=inputs).to_dict(orient="records")
@@ -72,19 +77,20 @@ def _family_rows(batch, runs, budgets, prob, inputs, dirs) -> list[dict[str, Any
 
 def _summary_table(data) -> tuple[list[str], list[list[str]]]:
     budgets = data["budgets"]
-    header = ["family", "runs", "sampler"]
+    header = ["family", "runs", "status", "largest run (FLOPs)"]
     has_n = any(r["forecast"] and "N_opt" in r["forecast"][0] for r in data["families"])
     for c in budgets:
+        header.append(f"C / largest run at {c:.3g}")
         if has_n:
             header.append(f"N_opt at {c:.3g}")
         header.append(f"L* at {c:.3g}")
     rows = []
     for r in data["families"]:
-        health = "ok" if r["healthy"] else "NEEDS ATTENTION: " + "; ".join(r["problems"])
-        cells = [r["family"], str(r["runs"]), health]
+        cells = [r["family"], str(r["runs"]), _status(r), _num(r.get("largest_run"))]
         by_budget = {f["budget"]: f for f in r["forecast"]}
         for c in budgets:
             f = by_budget.get(c)
+            cells.append(_times(None if f is None else f.get("extrapolation")))
             if has_n:
                 cells.append("–" if f is None or "N_opt" not in f else f"{_num(f['N_opt'])} ({_num(f['N_opt_lo'])}, {_num(f['N_opt_hi'])})")
             cells.append("–" if f is None or "L*" not in f else
@@ -93,18 +99,61 @@ def _summary_table(data) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _status(r) -> str:
+    """A family's status in a few words: ok only when its sampler is healthy and nothing is flagged."""
+    if r["healthy"]:
+        return "ok"
+    parts = [] if r.get("sampler_ok", True) else ["sampler unhealthy"]
+    far = [w for w in r.get("warnings", []) if "the largest run" in w]
+    if far:
+        parts.append("far extrapolation")
+    if len(r.get("warnings", [])) > len(far):
+        parts.append("data or fit flagged")
+    return "NEEDS ATTENTION: " + ", ".join(parts)
+
+
+def in_short(data) -> list[str]:
+    """The index's first lines: how many families need attention and why, and how far the budgets lie beyond the
+    runs (the smallest and largest factor over the families), with a warning from 100x."""
+    from .checks import FAR_EXTRAPOLATION
+
+    fams = data["families"]
+    lines = []
+    bad = [r for r in fams if not r["healthy"]]
+    if bad or data["skipped"]:
+        lines.append(f"WARNING: {len(bad)} of {len(fams)} families need attention and {len(data['skipped'])} were skipped "
+                     "(see the list below).")
+    for c in data["budgets"]:
+        f = [g.get("extrapolation") for r in fams for g in r["forecast"] if g["budget"] == c and g.get("extrapolation")]
+        if not f:
+            continue
+        lo, hi = min(f), max(f)
+        span = _times(lo).split(" ")[0] + (f"-{_times(hi).split(' ')[0]}" if hi > lo * 1.001 else "")
+        if lo >= FAR_EXTRAPOLATION:
+            lines.append(f"WARNING: budget {c:.3g} FLOPs is {span} the largest run of each family: far beyond the runs; such "
+                         "a forecast rests on the law's form holding over that range, and its interval is a lower bound "
+                         "on the uncertainty.")
+        else:
+            lines.append(f"Budget {c:.3g} FLOPs is {span} the largest run of each family.")
+    ok = [r for r in fams if r["healthy"]]
+    lines.append(f"{len(ok)} of {len(fams)} families: healthy sampler and nothing flagged.")
+    return lines
+
+
 def _attention(data) -> list[str]:
     out = []
     for r in data["families"]:
         if r["healthy"]:
             continue
-        todo = []
-        if r["divergences"]:
-            todo.append("raise --target-accept (0.95-0.99) so NUTS takes smaller steps")
-        if any(p.startswith(("R-hat", "bulk ESS")) for p in r["problems"]):
-            todo.append("run more --warmup and --draws (R-hat needs <= 1.01, bulk ESS >= 400)")
-        out.append(f"family {r['family']!r}: sampler unhealthy ({'; '.join(r['problems'])}): {' and '.join(todo)}; "
-                   "its report's trace and pairs plots show where the chains disagree")
+        if not r.get("sampler_ok", True):
+            todo = []
+            if r["divergences"]:
+                todo.append("raise --target-accept (0.95-0.99) so NUTS takes smaller steps")
+            if any(p.startswith(("R-hat", "bulk ESS", "tail ESS")) for p in r["problems"]):
+                todo.append("run more --warmup and --draws (R-hat needs <= 1.01, bulk and tail ESS >= 400)")
+            out.append(f"family {r['family']!r}: sampler unhealthy ({'; '.join(r['problems'])}): {' and '.join(todo)}; "
+                       "its report's trace and pairs plots show where the chains disagree")
+        out += [f"family {r['family']!r}: {w}" for w in r.get("warnings", [])]
     out += [f"family {fam!r} was not sampled: {why}" for fam, why in data["skipped"].items()]
     return out
 
@@ -124,10 +173,13 @@ def _render_html(data, figures: Mapping[str, bytes]) -> str:
     parts.append('<h2>Data provenance</h2><table id="provenance"><tbody>')
     parts += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows]
     parts.append("</tbody></table>")
+    parts.append('<h2>In short</h2><ul id="in-short">' + "".join(
+        _li(h) for h in data["in_short"]) + "</ul>")
     attention = _attention(data)
     parts.append('<h2>Families that need attention</h2><ul id="attention">')
     parts += [f"<li>{e(a)}</li>" for a in attention] or ["<li>none: every family's sampler is healthy (no divergences, "
-                                                         "R-hat ≤ 1.01, bulk ESS ≥ 400) and none was skipped</li>"]
+                                                         "R-hat ≤ 1.01, bulk and tail ESS ≥ 400), nothing is flagged and none "
+                                                         "was skipped</li>"]
     parts.append("</ul>")
     header, body = _summary_table(data)
     parts.append(f'<h2>Families: median ({pct} interval); C = 6ND FLOPs</h2><table id="families">')
@@ -136,9 +188,7 @@ def _render_html(data, figures: Mapping[str, bytes]) -> str:
         link = f'<a href="{e(r["report"])}">{e(cells[0])}</a>'
         parts.append("<tr>" + f"<td>{link}</td>" + "".join(f"<td>{e(c)}</td>" for c in cells[1:]) + "</tr>")
     parts.append("</tbody></table>")
-    s = data["sampler"]
-    parts.append(f"<p class=\"meta\">NUTS per family, each with its own adaptation: {s.get('num_chains')} chains x "
-                 f"({s.get('num_warmup')} warm-up + {s.get('num_samples')} draws), seed {s.get('seed')}; "
+    parts.append(f"<p class=\"meta\">{e(sampler_line(data['sampler']))} Per family, each with its own adaptation; "
                  f"{data['seconds']:.1f} s for all families in one batch.</p>")
     parts.append("<h2>Figures</h2>")
     captions = dict(_FIGURES)
@@ -155,7 +205,9 @@ def _render_markdown(data, figures: Iterable[str]) -> str:
     lines = [f"# {data['title']}", "", f"Written {data['created']}. {len(data['families'])} families sampled, "
              f"{len(data['skipped'])} skipped. Law: {data['law']['name']}, `{data['law']['formula']}`. "
              f"Data: {data['provenance']['file'] or data['provenance']['source']} (SHA-256 {data['provenance']['sha256'] or '–'}).",
-             "", "## Families that need attention", ""]
+             "", "## In short", ""]
+    lines += [f"- {'**' + h + '**' if h.startswith('WARNING') else h}" for h in data["in_short"]]
+    lines += ["", "## Families that need attention", ""]
     lines += [f"- {a}" for a in _attention(data)] or ["- none"]
     header, body = _summary_table(data)
     lines += ["", f"## Families: median ({pct} interval)", "", "| " + " | ".join(map(esc, header)) + " |",
@@ -206,6 +258,7 @@ def write_family_report(batch, out_dir, *, runs=None, budgets=DEFAULT_BUDGETS, p
         if save_posteriors:
             post.save(os.path.join(fam_dirs[f], "posterior.nc"), overwrite=True)
             per_family[f]["posterior"] = os.path.join(fam_dirs[f], "posterior.nc")
+        progress.report("family reports", len(per_family), len(fams))
     s = batch.posteriors[fams[0]].settings
     used = sum(len(p.observed.get("loss", ())) for p in batch.posteriors.values())
     prov = provenance(runs, path=data_path, num_runs=used, notes=notes)
@@ -219,12 +272,14 @@ def write_family_report(batch, out_dir, *, runs=None, budgets=DEFAULT_BUDGETS, p
         "provenance": prov,
         "family_columns": str((runs.columns.get("family") if runs is not None else None) or "family"),
         "law": {"name": law.name, "formula": law.formula},
-        "sampler": {k: s.get(k) for k in ("num_chains", "num_warmup", "num_samples", "seed", "likelihood")},
+        "sampler": {k: s.get(k) for k in ("num_chains", "num_warmup", "num_samples", "seed", "likelihood", "target_accept",
+                                          "dense_mass", "init")},
         "seconds": batch.seconds,
         "families": _family_rows(batch, runs, budgets, prob, inputs, dirs),
         "skipped": dict(batch.skipped),
         "families_drawn": min(len(fams), max_families_drawn),
     })
+    data["in_short"] = in_short(data)
     figures = _figures(batch, runs, budgets, prob, dpi, max_families_drawn)
     paths = write_page(out_dir, "index", data, figures, _render_html(data, figures), _render_markdown(data, figures))
     paths["families"] = per_family

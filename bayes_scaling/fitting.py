@@ -32,7 +32,9 @@ import numpy as np
 import optax
 import optax.tree_utils as otu
 
-from .data import Runs, as_runs, check_enough_runs
+from . import compile_cache
+from . import checks
+from .data import Runs, as_runs
 from .laws import Law, get_law
 from .noise import LIKELIHOODS, huber
 
@@ -74,6 +76,12 @@ class PointFit:
     theta: np.ndarray | None = field(default=None, repr=False)
     source: str = ""
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Converged, and nothing found that makes the numbers untrustworthy (see ``warnings``)."""
+        return self.converged and not self.warnings
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +102,7 @@ class PointFit:
             "num_converged_starts": int(self.num_converged_starts),
             "source": self.source,
             "notes": list(self.notes),
+            "warnings": list(self.warnings),
         }
 
 
@@ -223,14 +232,27 @@ def _multistart_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, max_ste
 _multistart = jax.jit(_multistart_impl, static_argnames=("law", "kind", "prior", "max_steps", "chunk", "newton_first"))
 
 
-def _screen_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior):
+def _screen_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, batch=0):
     _TRACES["count"] += 1
     fun = objective_function(law, kind, prior=prior)
-    f = jax.vmap(lambda th: fun(th, X, logy, mask, hyper))(theta0s)
+    one = lambda th: fun(th, X, logy, mask, hyper)
+    # starts in batches of ``batch`` (vmapped within a batch): all starts x all runs at once takes starts x runs
+    # x ~10 doubles (4500 starts x 100,000 runs: ~36 GB); 0 = every start at once
+    f = jax.vmap(one)(theta0s) if not batch or batch >= theta0s.shape[0] else jax.lax.map(one, theta0s, batch_size=batch)
     return jnp.where(jnp.isfinite(f), f, jnp.inf)
 
 
-_screen = jax.jit(_screen_impl, static_argnames=("law", "kind", "prior"))
+#: elements (starts x runs) screened at once: ~2^22 keeps the screen's working memory near 0.3 GB
+SCREEN_ELEMENTS = 2 ** 22
+
+
+def screen_batch(num_starts: int, num_runs: int) -> int:
+    """How many starts the screen evaluates at once for ``num_runs`` runs (0: all of them)."""
+    b = max(1, SCREEN_ELEMENTS // max(int(num_runs), 1))
+    return 0 if b >= num_starts else b
+
+
+_screen = jax.jit(_screen_impl, static_argnames=("law", "kind", "prior", "batch"))
 
 
 def _default_tols(dtype):
@@ -315,19 +337,21 @@ def fit_point(
     objective_function(law, kind, prior=prior)  # validates kind / prior
     num_noise = 0 if kind == "huber" else 1
     runs.inputs(law.inputs)  # the table must hold every input of the law
-    check_enough_runs(runs, law.num_free + num_noise, law.name)
+    kind_of_fit = fit_kind(kind, prior)
+    early = checks.check_run_count(len(runs), law, kind_of_fit, runs.source)
     if dtype is None:
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     X = {k: jnp.asarray(v, dtype) for k, v in runs.inputs(law.inputs).items()}
-    logy = jnp.log(jnp.asarray(runs.loss, dtype))
-    mask = jnp.ones_like(logy)
+    logy = jnp.asarray(np.log(runs.loss), dtype)
+    mask = jnp.asarray(np.ones(logy.shape), dtype)
     theta0s = start_array(law, starts, num_noise)
     hyper = hyper_params(dtype, delta=delta, nu=nu, gtol=gtol, ftol=ftol)
     num_starts = len(theta0s)
     notes = list(runs.notes)
     if num_polish is not None and num_starts > num_polish:
         with jax.disable_jit(not jit):
-            f0 = np.asarray(_screen(jnp.asarray(theta0s, dtype), X, logy, mask, hyper, law=law, kind=kind, prior=prior))
+            f0 = np.asarray(compile_cache.run("screen", "", _screen, jnp.asarray(theta0s, dtype), X, logy, mask, hyper,
+                                              law=law, kind=kind, prior=prior, batch=screen_batch(num_starts, len(runs))))
         keep = np.argsort(f0, kind="stable")[: int(num_polish)]
         notes.append(f"screened {num_starts} starts by objective; L-BFGS from the best {len(keep)}")
         theta0s = theta0s[keep]
@@ -335,11 +359,44 @@ def fit_point(
     n = len(theta0s)
     kwargs = dict(law=law, kind=kind, prior=prior, max_steps=int(max_steps), chunk=int(min(chunk or _default_chunk(n), n)))
     if jit:
-        out = _multistart(theta0s, X, logy, mask, hyper, **kwargs)
+        out = compile_cache.run("multistart", "", _multistart, theta0s, X, logy, mask, hyper, **kwargs)
     else:
         with jax.disable_jit():
             out = _multistart_impl(theta0s, X, logy, mask, hyper, **kwargs)
-    return _best(law, runs, kind, prior, delta, nu, out, num_starts, tuple(notes))
+    fit = _best(law, runs, kind, prior, delta, nu, out, num_starts, tuple(notes))
+    return with_checks(fit, runs, kind_of_fit, early, explained_of(law, fit.params, X, logy, jit=jit))
+
+
+def fit_kind(objective: str, prior: bool) -> str:
+    """The kind of fit (:func:`~bayes_scaling.checks.min_runs`): least squares (Huber), likelihood or MAP."""
+    return "least_squares" if objective == "huber" else ("map" if prior else "likelihood")
+
+
+def _log_pred_impl(params, X, *, law):
+    return law.log_loss_runs(params, X)
+
+
+_log_pred = jax.jit(_log_pred_impl, static_argnames=("law",))
+
+
+def explained_of(law, params, X, logy, *, jit: bool = True) -> float:
+    """The share of the variance of log loss the fitted law accounts for (:func:`~bayes_scaling.checks.explained_share`)."""
+    dtype = jnp.result_type(logy)
+    p = {k: jnp.asarray(v, dtype) for k, v in params.items()}
+    with jax.disable_jit(not jit):
+        pred = compile_cache.run("log_pred", "", _log_pred, p, X, law=law)
+    return checks.explained_share(np.asarray(logy), np.asarray(pred))
+
+
+def with_checks(fit: PointFit, runs, kind: str, early=(), explained: float | None = None) -> PointFit:
+    """``fit`` with its ``warnings``: run count, data, the fitted parameters (see :mod:`bayes_scaling.checks`);
+    ``kind`` as :func:`fit_kind` gives it."""
+    import dataclasses
+
+    w = list(early) + checks.data_warnings(runs, fit.law, kind=kind)
+    w += checks.fit_warnings(fit.law, fit.params, explained=explained)
+    w += [n for n in fit.notes if "not identified" in n]
+    return dataclasses.replace(fit, warnings=tuple(dict.fromkeys(w)))
 
 
 def _best(law, runs, kind, prior, delta, nu, out, num_starts, notes) -> PointFit:
@@ -351,7 +408,7 @@ def _best(law, runs, kind, prior, delta, nu, out, num_starts, notes) -> PointFit
     else:
         i = 0
     k = law.num_free
-    params = {name: float(v) for name, v in law.params_from_theta(jnp.asarray(theta[i, :k])).items()}
+    params = {name: float(v) for name, v in law.params_from_theta(np.asarray(theta[i, :k])).items()}
     noise = {}
     if kind != "huber":
         noise["sigma"] = float(np.exp(theta[i, k]))

@@ -30,14 +30,16 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from . import derived
-from .batch import fit_point_batch, make_batch
+from . import checks
+from .batch import make_batch
 from .data import as_runs
-from .diagnostics import ESS_MIN, RHAT_MAX, ess_bulk, rhat
+from .fitting import fit_point
+from .diagnostics import ESS_MIN, RHAT_MAX, ess_bulk, health, rhat
 from .laws import Law, get_law
 from .model import DEFAULT_SHAPE, NOISE_SCALE, _centred_terms, start_sigma
-from .noise import LIKELIHOODS
+from .noise import LIKELIHOODS, sample_unit
 from .posterior import interval
-from .sampling import run_nuts
+from .sampling import check_sampler_size, run_nuts
 
 __all__ = ["make_hierarchical_model", "sample_hierarchical", "HierarchicalPosterior", "POOLING"]
 
@@ -137,33 +139,95 @@ class HierarchicalPosterior:
     noise: dict[str, np.ndarray]
     sample_stats: dict[str, np.ndarray]
     settings: dict[str, Any] = field(default_factory=dict)
+    observed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def family(self, name: str) -> dict[str, np.ndarray]:
+        """One family's draws of every law parameter, ``(chain, draw)``."""
+        if name not in self.families:
+            raise ValueError(f"no family {name!r}; the families are: {', '.join(map(repr, self.families))}")
         i = self.families.index(name)
         return {k: v[..., i] for k, v in self.draws.items()}
 
     def diagnostics(self) -> dict[str, Any]:
-        """Sampler health overall and per family; families that fail are listed by name, not averaged away."""
-        div = int(np.sum(self.sample_stats["diverging"]))
-        failing: dict[str, list[str]] = {}
-        worst_r, worst_ess = 1.0, np.inf
+        """Sampler health (:func:`~bayes_scaling.diagnostics.health`) over every family's parameters, with the
+        families that fail listed by name, not averaged away."""
+        named = {}
         for name, x in list(self.draws.items()) + [("sigma", self.noise["sigma"])]:
             if name in self.law.fixed_values:
                 continue
-            for i, fam in enumerate(self.families):
-                r, e = rhat(x[..., i]), ess_bulk(x[..., i])
-                if not np.isfinite(r):
-                    continue
-                worst_r, worst_ess = max(worst_r, r), min(worst_ess, e)
-                if r > RHAT_MAX or e < ESS_MIN:
-                    failing.setdefault(fam, []).append(f"{name} (R-hat {r:.3f}, ESS {e:.0f})")
-        warnings_ = []
-        if div:
-            warnings_.append(f"{div} divergent transitions: raise target_accept or pool fewer parameters partially")
-        for fam, what in failing.items():
-            warnings_.append(f"family {fam!r} has not mixed: {', '.join(what)}; run longer or check its runs")
-        return {"divergences": div, "max_r_hat": worst_r, "min_ess_bulk": worst_ess, "failing_families": sorted(failing),
-                "warnings": warnings_}
+            shared = self.modes.get(name) == "complete"
+            for i, fam in enumerate(self.families[:1] if shared else self.families):
+                named[name if shared else f"{name}[{fam}]"] = x[..., i]
+        named.update({k: v for k, v in self.population.items()})
+        h = health(named, self.sample_stats["diverging"])
+        failing = sorted({fam for fam in self.families for k in named
+                          if k.endswith(f"[{fam}]") and (h["r_hat"][k] > RHAT_MAX or h["ess_bulk"][k] < ESS_MIN
+                                                          or h["ess_tail"][k] < ESS_MIN)})
+        warnings_ = list(h["warnings"]) + [f"family {fam!r} has not mixed; run longer or check its runs" for fam in failing]
+        if self.settings.get("skipped"):
+            warnings_.append("left out (too few runs): " + "; ".join(f"{f}: {w}" for f, w in self.settings["skipped"].items()))
+        return {"ok": h["ok"], "divergences": h["divergences"], "max_r_hat": h["max_r_hat"], "min_ess_bulk": h["min_ess_bulk"],
+                "min_ess_tail": h["min_ess_tail"], "failing_families": failing, "warnings": warnings_}
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(self.diagnostics()["warnings"])
+
+    def _new_run_noise(self, seed, fam_index: int, size: int) -> np.ndarray:
+        """One new run's log-loss noise per draw, under the fitted likelihood and the family's noise scale."""
+        sigma = self.noise["sigma"][..., fam_index].reshape(-1)
+        return sample_unit(seed, self.settings.get("likelihood", "student_t"), self.settings.get("shape", 4.0), (size,)) * sigma
+
+    def forecast(self, budgets, *, prob: float = 0.9, seed: int = 0, inputs=None):
+        """Per family and budget: median and ``prob`` interval of N_opt, D_opt, D/N and L* (the mean law), the
+        interval of one new run's loss at the optimum (``L_new_lo``, ``L_new_hi``: the family's noise added), and
+        ``extrapolation``: the budget over the largest run's compute (of all families)."""
+        import pandas as pd
+
+        from .posterior import max_compute
+
+        budgets = derived.check_budgets(budgets)
+        cmax = max_compute(self.observed)
+        rows = []
+        for f, fam in enumerate(self.families):
+            out = derived.over_draws(self.law, "frontier", {k: v.reshape(-1) for k, v in self.family(fam).items()}, budgets,
+                                     inputs=inputs)
+            for j, C in enumerate(budgets):
+                row = {"family": fam, "budget": float(C)}
+                cols = [("N_opt", out["N_opt"][:, j]), ("D_opt", out["D_opt"][:, j]),
+                        ("D/N", out["D_opt"][:, j] / out["N_opt"][:, j])] if "N_opt" in out else []
+                L = out["L*"][:, j]
+                for name, x in cols + [("L*", L)]:
+                    row[name] = float(np.median(x))
+                    row[f"{name}_lo"], row[f"{name}_hi"] = interval(x, prob)
+                y = L * np.exp(self._new_run_noise((seed, f, j), f, L.size))
+                row["L_new_lo"], row["L_new_hi"] = interval(y, prob)
+                row["extrapolation"] = float(C / cmax) if cmax else float("nan")
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def loss_of_plan(self, N, D, *, family: str | None = None, prob: float = 0.9, inputs=None, seed: int = 0):
+        """A planned model's loss (``N`` parameters on ``D`` tokens) for each family (or the one named): median and
+        ``prob`` interval of the mean law, and the predictive interval of one new run. A DataFrame, one row per family."""
+        import pandas as pd
+
+        from .posterior import _positive_number
+
+        N, D = _positive_number(N, "N"), _positive_number(D, "D")
+        if family is not None:
+            self.family(family)  # an unknown name is a ValueError listing the families
+        fams = self.families if family is None else (family,)
+        rows = []
+        for fam in fams:
+            f = self.families.index(fam)
+            L = derived.over_draws(self.law, "loss_of_plan", {k: v.reshape(-1) for k, v in self.family(fam).items()},
+                                   np.array([[N, D]]), inputs=inputs)[:, 0]
+            y = L * np.exp(self._new_run_noise((seed, f), f, L.size))
+            lo, hi = interval(L, prob)
+            plo, phi = interval(y, prob)
+            rows.append({"family": fam, "N": N, "D": D, "median": float(np.median(L)), "lo": lo, "hi": hi,
+                         "predictive_lo": plo, "predictive_hi": phi})
+        return pd.DataFrame(rows)
 
     def summary(self, prob: float = 0.9):
         """One row per (family, parameter) for family-level values and one per population quantity."""
@@ -185,24 +249,6 @@ class HierarchicalPosterior:
                          "lo": lo, "hi": hi, "r_hat": rhat(v), "ess_bulk": ess_bulk(v)})
         return pd.DataFrame(rows)
 
-    def forecast(self, budgets, *, prob: float = 0.9):
-        """Per family and budget: median and ``prob`` interval of N_opt, D_opt, D/N and L*."""
-        import pandas as pd
-
-        law = self.law
-        rows = []
-        for fam in self.families:
-            p = {k: jnp.asarray(v.reshape(-1)) for k, v in self.family(fam).items()}
-            for C in np.atleast_1d(np.asarray(budgets, float)):
-                N, D = (np.asarray(a) for a in jax.vmap(lambda q: derived.compute_optimal(law, q, C))(p))
-                L = np.asarray(jax.vmap(lambda q: derived.loss_at_optimum(law, q, C))(p))
-                row = {"family": fam, "budget": C}
-                for name, x in (("N_opt", N), ("D_opt", D), ("D/N", D / N), ("L*", L)):
-                    row[name] = float(np.median(x))
-                    row[f"{name}_lo"], row[f"{name}_hi"] = interval(x, prob)
-                rows.append(row)
-        return pd.DataFrame(rows)
-
 
 def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, likelihood: str = "student_t",
                         shape: float | None = None, noise_scale: float = NOISE_SCALE, num_warmup: int = 1000,
@@ -210,31 +256,41 @@ def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, lik
                         chain_method: str = "auto", regularize_mass_matrix: bool = True,
                         progress_bar: bool = False) -> HierarchicalPosterior:
     """Sample the hierarchical posterior of ``law`` over the families of ``runs`` (a table loaded with
-    ``family=``). Chains start at Laplace draws around the per-family MAP fits (shared parameters at their
-    median across families). ``regularize_mass_matrix`` (numpyro's shrinkage of the adapted metric) is on
+    ``family=``). Chains start at Laplace draws around the pooled posterior's mode, found from one MAP fit of
+    all the families' runs together: the pooled model is identified even where no family alone is (three
+    families of 5 runs), so no family needs enough runs for a fit of its own; families with fewer than 2 runs are
+    left out and listed in ``settings["skipped"]``. ``regularize_mass_matrix`` (numpyro's shrinkage of the adapted metric) is on
     here: with many per-family parameters an unshrunk metric estimated from early warm-up can be singular."""
     law = get_law(law)
     runs = as_runs(runs)
     model = make_hierarchical_model(law, pool=pool, likelihood=likelihood, shape=shape, noise_scale=noise_scale)
     modes = model.modes
-    per_family = sum(m == "none" for m in modes.values()) + 1
-    batch = make_batch(runs, min_runs=per_family + 1)
+    if runs.family is None:
+        raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
+    check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) * 2 + len(runs))
+    least = checks.min_runs(law, "posterior")
+    skipped = {str(f): f"{n} run{'s' if n != 1 else ''}; a family needs at least {least} in a pooled posterior"
+               for f, n in runs.family_sizes() if n < least}
+    batch = make_batch(runs, min_runs=least)
     F = batch.num_families
     if F < 2:
-        raise ValueError(f"{runs.source}: hierarchical pooling needs at least 2 families with {per_family + 1}+ runs")
+        raise ValueError(f"{runs.source}: hierarchical pooling needs at least 2 families with {least}+ runs; "
+                         f"found {F}" + (f" ({len(skipped)} smaller ones left out)" if skipped else ""))
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     X = {k: jnp.asarray(batch.inputs[k], dtype) for k in law.inputs}
-    logy = jnp.log(jnp.asarray(batch.loss, dtype))
+    logy = jnp.asarray(np.log(batch.loss), dtype)
     mask = jnp.asarray(batch.mask, dtype)
     m = np.asarray(batch.mask, bool)
     center = {inp: float(np.mean(np.log(batch.inputs[inp][m]))) for _, _, inp, _ in _centred_terms(law)}
     t0 = time.perf_counter()
-    fits = fit_point_batch(law, runs, objective="gaussian" if likelihood == "gaussian" else "student_t", prior=True,
-                           num_polish=8)
-    P = {name: np.array([fits.fits[f].params[name] for f in batch.families]) for name in law.param_names}
-    sig = np.array([start_sigma(fits.fits[f].noise["sigma"], noise_scale) for f in batch.families])
+    # the chains start at the pooled mode: one MAP fit of every family's runs together (identified whenever the
+    # pooled model is, however few runs each family has), spread to every family, then polished to the
+    # hierarchical posterior's own mode before sampling (sampling._laplace_fn)
+    fit = fit_point(law, runs.select(np.isin(runs.family, batch.families)), objective="gaussian" if likelihood == "gaussian" else "student_t", prior=True,
+                    num_polish=8)
+    shared = {name: float(fit.params[name]) for name in law.free_names}
+    sig = np.full(F, start_sigma(fit.noise["sigma"], noise_scale))
     values: dict[str, Any] = {}
-    shared = {name: float(np.median(P[name])) for name in law.free_names}
     for p in law.free_params:
         mode = modes[p.name]
         if p.name in model.centred:
@@ -242,21 +298,17 @@ def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, lik
         if mode == "complete":
             values[p.name] = shared[p.name]
         elif mode == "none":
-            values[p.name] = P[p.name]
+            values[p.name] = np.full(F, shared[p.name])
         else:
             values[f"{p.name}_pop"] = shared[p.name]
             values[f"{p.name}_tau"] = 0.1
-            values[f"{p.name}_z"] = (np.log(P[p.name] / shared[p.name]) if _positive(p.prior) else P[p.name] - shared[p.name]) / 0.1
+            values[f"{p.name}_z"] = np.zeros(F)
     for p in law.free_params:
         if p.name not in model.centred:
             continue
         exponent, inp, sign = model.centred[p.name]
-        if modes.get(exponent) == "complete":
-            e = np.full(F, shared[exponent])  # the chains start with the shared exponent
-        else:
-            e = P[exponent]
-        logT = np.log(P[p.name]) - sign * e * center[inp]
-        values[f"log_{p.name}_c"] = float(np.median(logT)) if modes[p.name] == "complete" else logT
+        logT = float(np.log(shared[p.name]) - sign * shared[exponent] * center[inp])
+        values[f"log_{p.name}_c"] = logT if modes[p.name] == "complete" else np.full(F, logT)
     values["sigma"] = sig
     samples, stats, laplace_ok, method = run_nuts(
         model, (X, logy, mask, center), values, seed=seed, num_warmup=num_warmup, num_samples=num_samples,
@@ -274,5 +326,8 @@ def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, lik
     settings = {"pool": modes, "likelihood": likelihood, "shape": model.shape, "num_warmup": num_warmup,
                 "num_samples": num_samples, "num_chains": num_chains, "seed": seed, "chain_method": method,
                 "init": "MAP + Laplace draws" if laplace_ok else "MAP + small jitter", "center": center, "seconds": seconds}
+    settings.update(skipped=skipped, noise_scale=noise_scale)
+    observed = {"family_index": np.concatenate([np.full(int(c), i) for i, c in enumerate(batch.counts)]),
+                "loss": batch.loss[m], **{k: batch.inputs[k][m] for k in batch.inputs}}
     return HierarchicalPosterior(law=law, families=batch.families, modes=modes, draws=draws, population=population,
-                                 noise={"sigma": samples["sigma"]}, sample_stats=stats, settings=settings)
+                                 noise={"sigma": samples["sigma"]}, sample_stats=stats, settings=settings, observed=observed)

@@ -98,6 +98,11 @@ class PowerLawPosterior:
     def diagnostics(self) -> dict[str, Any]:
         return self.sampler.diagnostics()
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Everything that makes these numbers less trustworthy, in words (here: sampler health)."""
+        return tuple(self.diagnostics()["warnings"])
+
 
 def fit_power_law(x: Mapping[str, Any], y, *, y_sd=None, tau_scale: float = 0.2, seed: int = 0, num_warmup: int = 500,
                   num_samples: int = 500, num_chains: int = 4, target_accept: float = 0.99) -> PowerLawPosterior:
@@ -198,15 +203,15 @@ def hyperparam_law(sweep, *, target: str, by: Sequence[str] = ("C",), loss: str 
     :func:`fit_power_law`. ``sweep``: a DataFrame or a CSV/TSV/Parquet path; bad values raise naming column and row."""
     import pandas as pd
 
-    from .data import _read_table
+    from .data import missing_column, read_table
 
-    sweep, source, _ = _read_table(sweep)  # CSV, TSV or Parquet; unreadable files raise naming the file
+    sweep, source, _ = read_table(sweep, sep=options.pop("sep", None), name=options.pop("name", None))  # CSV/TSV/Parquet
     sweep = sweep.reset_index(drop=True)
     if len(sweep) == 0:
         raise ValueError(f"{source}: the table is empty")
     for col in tuple(by) + (target, loss):
         if col not in sweep.columns:
-            raise ValueError(f"{source}: column {col!r} not found; the columns are: {', '.join(map(str, sweep.columns))}")
+            raise missing_column(source, col, sweep)
         v = pd.to_numeric(sweep[col], errors="coerce").to_numpy(float)
         bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
         if bad.size:

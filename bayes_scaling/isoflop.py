@@ -88,33 +88,39 @@ class IsoflopData:
                            span=np.pad(self.span, ((0, K - k), (0, 0))), warnings=self.warnings, source=self.source)
 
 
-def _read(source):
-    import pandas as pd
+def _read(source, sep=None, name=None):
+    """The table and its name; a DataFrame keeps its index, whose labels + 1 are the rows named in messages when
+    it is a part of a file (``isoflop_batch``); a file or a user's DataFrame is numbered from row 1."""
+    from .data import read_table
 
-    if isinstance(source, pd.DataFrame):
-        return source.reset_index(drop=True), "<DataFrame>"
-    try:
-        return pd.read_csv(source), str(source)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{source}: no such file") from None
+    df, name, from_file = read_table(source, sep=sep, name=name)
+    return (df.reset_index(drop=True) if from_file or name == "<DataFrame>" else df), name
 
 
 def _numeric(df, col, name, *, positive=True):
     import pandas as pd
 
+    from .data import missing_column
+
     if col not in df.columns:
-        raise ValueError(f"{name}: column {col!r} not found; the columns are: {', '.join(map(str, df.columns))}")
+        raise missing_column(name, col, df)
     v = pd.to_numeric(df[col], errors="coerce").to_numpy(float)
     bad = np.flatnonzero(~np.isfinite(v) | ((v <= 0) if positive else False))
     if bad.size:
         raw = df[col].iloc[bad[0]]
         text = "empty" if pd.isna(raw) else repr(str(raw))
-        raise ValueError(f"{name}: column {col!r}, row {bad[0] + 1}: {text} is not a positive number")
+        raise ValueError(f"{name}: column {col!r}, row {_rows(df)[bad[0]]}: {text} is not a positive number")
     return v
 
 
+def _rows(df) -> np.ndarray:
+    """Each row's number in its file (1-based data rows): index labels + 1."""
+    return np.asarray(df.index, dtype=int) + 1
+
+
 def prepare_isoflop(source, *, C: str = "C", N: str = "N", loss: str = "loss", D: str | None = "D",
-                    window: float | None = 0.05, min_runs: int = 3) -> IsoflopData:
+                    window: float | None = 0.05, min_runs: int = 3, sep: str | None = None,
+                    name: str | None = None) -> IsoflopData:
     """Validate an IsoFLOP table (CSV path or DataFrame; one row per run) and select each budget's window.
 
     Errors name the column and row (missing, non-positive or non-numeric values; a size twice in a budget).
@@ -122,11 +128,12 @@ def prepare_isoflop(source, *, C: str = "C", N: str = "N", loss: str = "loss", D
     2 budgets left is an error. A budget whose best run is its smallest or largest model (the runs do not
     bracket the minimum) gets a warning.
     """
-    df, name = _read(source)
+    df, name = _read(source, sep, name)
     if len(df) == 0:
         raise ValueError(f"{name}: the table is empty")
     Cv, Nv, Lv = _numeric(df, C, name), _numeric(df, N, name), _numeric(df, loss, name)
     Dv = _numeric(df, D, name) if D is not None and D in df.columns else Cv / (6.0 * Nv)
+    row = _rows(df)
     notes = []
     budgets = []
     for c in np.unique(Cv):
@@ -135,10 +142,10 @@ def prepare_isoflop(source, *, C: str = "C", N: str = "N", loss: str = "loss", D
         dup = np.flatnonzero(np.diff(Nv[idx]) == 0)
         if dup.size:
             i, j = sorted((idx[dup[0]], idx[dup[0] + 1]))
-            raise ValueError(f"{name}: column {N!r}, row {j + 1}: size {Nv[j]:g} appears twice at budget {c:g} "
-                             f"(rows {i + 1} and {j + 1}); average or drop one")
+            raise ValueError(f"{name}: column {N!r}, row {row[j]}: size {Nv[j]:g} appears twice at budget {c:g} "
+                             f"(rows {row[i]} and {row[j]}); average or drop one")
         if len(idx) < min_runs:
-            msg = (f"{name}: budget {c:g} has {len(idx)} run(s) (rows {', '.join(str(i + 1) for i in idx)}); a parabola "
+            msg = (f"{name}: budget {c:g} has {len(idx)} run(s) (rows {', '.join(str(row[i]) for i in idx)}); a parabola "
                    f"needs at least {min_runs}: left out")
             warnings.warn(msg, stacklevel=2)
             notes.append(msg)
@@ -147,7 +154,7 @@ def prepare_isoflop(source, *, C: str = "C", N: str = "N", loss: str = "loss", D
         best = int(np.argmin(y))
         if best in (0, len(idx) - 1):
             side = "smallest" if best == 0 else "largest"
-            msg = (f"{name}: budget {c:g}: the lowest loss is at the {side} model (row {idx[best] + 1}); the runs do not "
+            msg = (f"{name}: budget {c:g}: the lowest loss is at the {side} model (row {row[idx[best]]}); the runs do not "
                    "bracket the minimum, so its vertex is an extrapolation (add runs on that side)")
             warnings.warn(msg, stacklevel=2)
             notes.append(msg)
@@ -331,6 +338,7 @@ def _posterior(d: IsoflopData, s: Draws, real: int, c: float) -> IsoflopPosterio
                    f"offset {frac:+.2f} of the half-range): an off-centre grid biases the parabola's vertex when the "
                    "loss curve is asymmetric (Czech et al. 2026); centre the sizes on the optimum")
             notes.append(msg)
+    notes += [f"{d.source}: sampler: {w}" for w in s.diagnostics()["warnings"]]
     return IsoflopPosterior(data=d, a=a, b=b, m=m, c=c, tau=tau, vertex=v, sampler=s, warnings=tuple(notes))
 
 
@@ -339,11 +347,12 @@ _WATCH = ("a", "m", "sigma", "L_star", "log_h")
 
 def isoflop(source, *, C: str = "C", N: str = "N", loss: str = "loss", D: str | None = "D", window: float | None = 0.05,
             scatter: bool = False, seed: int = 0, num_warmup: int = 500, num_samples: int = 500, num_chains: int = 4,
-            target_accept: float = 0.95) -> IsoflopPosterior:
+            target_accept: float = 0.95, sep: str | None = None) -> IsoflopPosterior:
     """Posterior of one configuration's IsoFLOP analysis (module docstring). ``source``: an
     :class:`IsoflopData`, a CSV path or a DataFrame with columns ``C``, ``N``, ``loss`` (and ``D``).
-    Soft problems (unbracketed minima, off-centre grids) are warned about and kept in ``.warnings``."""
-    d = source if isinstance(source, IsoflopData) else prepare_isoflop(source, C=C, N=N, loss=loss, D=D, window=window)
+    Soft problems (unbracketed minima, off-centre grids) and an unhealthy sampler are warned about and kept in
+    ``.warnings``."""
+    d = source if isinstance(source, IsoflopData) else prepare_isoflop(source, C=C, N=N, loss=loss, D=D, window=window, sep=sep)
     args, values = _args_and_start(d, d.num_budgets, scatter)
     s = sample_model(_model(scatter), args, values, watch=_WATCH + (("tau",) if scatter else ()), seed=seed, num_warmup=num_warmup,
                      num_samples=num_samples, num_chains=num_chains, target_accept=target_accept)
@@ -353,33 +362,39 @@ def isoflop(source, *, C: str = "C", N: str = "N", loss: str = "loss", D: str | 
     return post
 
 
+def _trim_draws(s: Draws, real: int) -> Draws:
+    """A padded configuration's draws with the per-budget sites cut to its ``real`` budgets."""
+    per_budget = ("vertex", "L_star", "log_h")
+    draws = {k: (v[:, :, :real] if k in per_budget and v.ndim == 3 else v) for k, v in s.draws.items()}
+    return Draws(draws=draws, sample_stats=s.sample_stats, watch=s.watch, settings=s.settings)
+
+
 def isoflop_batch(source, *, by: Sequence[str], C: str = "C", N: str = "N", loss: str = "loss", D: str | None = "D",
                   window: float | None = 0.05, scatter: bool = False, seed: int = 0, num_warmup: int = 500, num_samples: int = 500,
-                  num_chains: int = 4, target_accept: float = 0.95, family_chunk: int | None = None) -> dict[str, IsoflopPosterior]:
+                  num_chains: int = 4, target_accept: float = 0.95, family_chunk: int | None = None,
+                  sep: str | None = None) -> dict[str, IsoflopPosterior]:
     """IsoFLOP posteriors of every configuration (rows sharing the ``by`` columns) in one compiled call: each
     configuration's budgets and runs are padded to the largest and masked, and the same model runs on all
     (vmapped on GPU/TPU, one after another in one compiled loop on CPU). Returns ``{label: posterior}``,
     label = the ``by`` values joined with "/"."""
-    df, name = _read(source)
+    from .data import missing_column
+
+    df, name = _read(source, sep)
     for col in by:
         if col not in df.columns:
-            raise ValueError(f"{name}: column {col!r} not found; the columns are: {', '.join(map(str, df.columns))}")
+            raise missing_column(name, col, df)
     labels = df[list(by)].astype(str).agg("/".join, axis=1)
     datas = {}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():  # kept in each configuration's .warnings; one summary line per configuration below
+        warnings.simplefilter("ignore")
         for lab in dict.fromkeys(labels):
-            sub = df[labels == lab]
-            d = prepare_isoflop(sub, C=C, N=N, loss=loss, D=D, window=window)
-            datas[lab] = IsoflopData(C=d.C, x=d.x, y=d.y, mask=d.mask, log_r=d.log_r, span=d.span,
-                                     warnings=tuple(f"[{lab}] {w}" for w in d.warnings), source=f"{name} [{lab}]")
+            sub = df[labels == lab]  # keeps the file's row numbers for messages
+            datas[lab] = prepare_isoflop(sub, C=C, N=N, loss=loss, D=D, window=window, name=f"{name} [{lab}]")
     K = max(d.num_budgets for d in datas.values())
     M = max(d.x.shape[1] for d in datas.values())
-    padded, args_list, values_list, reals = [], [], [], []
+    args_list, values_list, reals = [], [], []
     for d in datas.values():
-        p = d.padded(K, M)
-        a, v = _args_and_start(p, d.num_budgets, scatter)
-        padded.append(p)
+        a, v = _args_and_start(d.padded(K, M), d.num_budgets, scatter)
         args_list.append(a)
         values_list.append(v)
         reals.append(d.num_budgets)
@@ -387,14 +402,16 @@ def isoflop_batch(source, *, by: Sequence[str], C: str = "C", N: str = "N", loss
                           num_samples=num_samples, num_chains=num_chains, target_accept=target_accept,
                           family_chunk=family_chunk)
     out = {}
-    for (lab, d), p, a, s, real in zip(datas.items(), padded, args_list, draws, reals):
-        out[lab] = _posterior(p, s, real, float(a[-1]["c"]))
+    for (lab, d), a, s, real in zip(datas.items(), args_list, draws, reals):
+        # the configuration's own (unpadded) data: padded budgets and runs reach no statistic
+        out[lab] = _posterior(d, _trim_draws(s, real), real, float(a[-1]["c"]))
         off = sum("off-centre" in w for w in out[lab].warnings)
         unb = sum("do not bracket" in w for w in out[lab].warnings)
         dropped = sum("left out" in w for w in out[lab].warnings)
-        if off or unb or dropped:
+        unhealthy = not out[lab].diagnostics()["ok"]
+        if off or unb or dropped or unhealthy:
             warnings.warn(f"{name} [{lab}]: {off} budget(s) off-centre, {unb} not bracketing the minimum, {dropped} left out "
-                          "for too few runs (details in .warnings)", stacklevel=2)
+                          f"for too few runs{', sampler NOT HEALTHY' if unhealthy else ''} (details in .warnings)", stacklevel=2)
     return out
 
 
@@ -431,6 +448,22 @@ class Envelope:
     d_law: PowerLawPosterior
     loss_law: Any = None
 
+    def diagnostics(self) -> dict[str, Any]:
+        """The worst sampler health over the fits (N_opt law, D_opt law, loss law), each one's warnings named."""
+        parts = {"N_opt law": self.n_law.diagnostics(), "D_opt law": self.d_law.diagnostics()}
+        if self.loss_law is not None:
+            parts["loss law"] = self.loss_law.diagnostics()
+        return {"ok": all(d["ok"] for d in parts.values()),
+                "divergences": sum(d["divergences"] for d in parts.values()),
+                "max_r_hat": max(d["max_r_hat"] for d in parts.values()),
+                "min_ess_bulk": min(d["min_ess_bulk"] for d in parts.values()),
+                "min_ess_tail": min(d["min_ess_tail"] for d in parts.values()),
+                "warnings": [f"{k}: {w}" for k, d in parts.items() for w in d["warnings"]]}
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(self.diagnostics()["warnings"])
+
     def forecast(self, budgets, *, prob: float = DEFAULT_PROB):
         import pandas as pd
 
@@ -441,10 +474,11 @@ class Envelope:
 
 
 def envelope(source, *, C: str = "C", N: str = "N", loss: str = "loss", D: str | None = "D", loss_law: bool = True,
-             seed: int = 0, num_warmup: int = 500, num_samples: int = 500, num_chains: int = 4) -> Envelope:
+             seed: int = 0, num_warmup: int = 500, num_samples: int = 500, num_chains: int = 4,
+             sep: str | None = None) -> Envelope:
     """Approach 1 on a table of runs, with checkpoints as extra rows (each with its own compute C and tokens
     D so far). D defaults to C/(6N). At least 3 envelope points are needed (4 with the loss law)."""
-    df, name = _read(source)
+    df, name = _read(source, sep)
     if len(df) == 0:
         raise ValueError(f"{name}: the table is empty")
     Cv, Nv, Lv = _numeric(df, C, name), _numeric(df, N, name), _numeric(df, loss, name)

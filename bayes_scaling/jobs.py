@@ -42,11 +42,13 @@ def run_in_chunks(
     resume: bool = False,
     description: dict[str, Any] | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Run ``work`` over the families of ``runs`` in chunks of ``chunk_size`` families, saving each chunk.
 
     Without ``resume`` an existing job folder is refused (nothing a user wrote is overwritten); with it,
-    the folder must hold the same job (same families, chunk size and description).
+    the folder must hold the same job (same families, chunk size and description). ``overwrite`` (``--force``)
+    starts the job afresh: the earlier job's own files (``job.json``, ``chunks/chunk_*.json``) are removed first.
     """
     runs = as_runs(runs)
     if runs.family is None:
@@ -58,6 +60,11 @@ def run_in_chunks(
     job = {"families": [str(f) for f in families], "chunk_size": int(chunk_size), "description": description or {}}
     chunk_dir = os.path.join(out_dir, "chunks")
     job_path = os.path.join(out_dir, "job.json")
+    if os.path.exists(job_path) and overwrite and not resume:
+        for name in sorted(os.listdir(chunk_dir)) if os.path.isdir(chunk_dir) else []:
+            if name.startswith("chunk_") and name.endswith(".json"):
+                os.remove(os.path.join(chunk_dir, name))
+        os.remove(job_path)
     if os.path.exists(job_path):
         if not resume:
             raise ValueError(f"{out_dir} already holds a job; pass resume (--resume) to continue it, or choose another folder")

@@ -61,6 +61,18 @@ def prior_text(prior) -> str:
     return f"{type(prior).__name__}({', '.join(args)})"
 
 
+def _xp(x):
+    """NumPy for NumPy values (no device round trip, no compile of one small op), jax.numpy for the rest."""
+    return np if isinstance(x, (np.ndarray, np.generic, float, int)) else jnp
+
+
+def _prior_token(prior) -> str:
+    """A prior's type and exact parameter values (for cache keys; :func:`prior_text` rounds for reading)."""
+    args = [f"{name}={np.asarray(getattr(prior, name)).tolist()!r}" for name in getattr(prior, "arg_constraints", {})
+            if getattr(prior, name, None) is not None]
+    return f"{type(prior).__module__}.{type(prior).__name__}({', '.join(args)})"
+
+
 @dataclass(frozen=True, eq=False)
 class Param:
     """One parameter of a law.
@@ -79,10 +91,11 @@ class Param:
     doc: str = ""
 
     def to_fit(self, value):
-        return jnp.log(value) if self.log else jnp.asarray(value)
+        xp = _xp(value)
+        return xp.log(value) if self.log else xp.asarray(value)
 
     def from_fit(self, theta):
-        return jnp.exp(theta) if self.log else theta
+        return _xp(theta).exp(theta) if self.log else theta
 
 
 @dataclass(frozen=True)
@@ -181,7 +194,7 @@ class Law:
         fixed = self.fixed_values
         for p in self.params:
             if p.name in fixed:
-                out[p.name] = jnp.asarray(fixed[p.name], dtype=jnp.result_type(theta))
+                out[p.name] = _xp(theta).asarray(fixed[p.name], dtype=theta.dtype)
             else:
                 out[p.name] = p.from_fit(theta[..., i])
                 i += 1
@@ -195,6 +208,17 @@ class Law:
         """The multistart grid in fit space, shape ``(num_starts, num_free)`` (Cartesian product)."""
         per = self.starts_override or tuple(p.starts for p in self.free_params)
         return np.array(list(itertools.product(*per)), dtype=float).reshape(-1, self.num_free)
+
+    @property
+    def cache_token(self) -> str | None:
+        """A text naming this law's whole declaration, under which compiled programs of it may be stored between
+        processes (:mod:`bayes_scaling.compile_cache`); ``None`` for a law whose functions live outside this
+        package (a user's code can change under the same name, so its programs are compiled per process)."""
+        fns = [f for f in (self.log_loss_fn, self.optimum, self.compute_for_loss) if f is not None]
+        if not all((getattr(f, "__module__", "") or "").startswith("bayes_scaling.") for f in fns):
+            return None
+        params = [(p.name, _prior_token(p.prior), p.log, p.starts) for p in self.params]
+        return repr((self.name, self.formula, self.inputs, params, self.fixed, self.centering, self.starts_override))
 
     # ---- evaluation --------------------------------------------------------------------------
     def log_loss(self, params: Mapping[str, Any], inputs: Mapping[str, Any]):

@@ -30,7 +30,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
-from .laws import Law, get_law
+from .laws import Law, _prior_token, get_law
 from .noise import LIKELIHOODS, sample_unit
 
 __all__ = ["make_model", "prior_predictive", "centre_of", "sampling_values", "noise_inputs", "start_sigma", "NOISE_SCALE", "DEFAULT_SHAPE"]
@@ -155,6 +155,9 @@ def _make_model(
             numpyro.factor("log_likelihood", jnp.sum(ll))
 
     model.law = law
+    model.cache_token = None if law.cache_token is None else repr((
+        "loss_model", law.cache_token, likelihood, shape, learn_nu, noise_scale, bool(noise_varies_with_compute),
+        sorted((k, _prior_token(v)) for k, v in priors.items())))
     model.priors = priors
     model.likelihood = likelihood
     model.shape = shape
@@ -203,7 +206,6 @@ def prior_predictive(law, X: Mapping[str, Any], *, num_draws: int = 1000, seed: 
             params[p.name] = priors.get(p.name, p.prior).sample(jax.random.fold_in(key, i), (num_draws,))
     X = {k: jnp.asarray(X[k]) for k in law.inputs}
     mu = jax.vmap(lambda p: law.log_loss_runs(p, X))(params)
-    k_sigma, k_eps = jax.random.split(jax.random.fold_in(key, 10_000))
-    sigma = dist.HalfNormal(noise_scale).sample(k_sigma, (num_draws, 1))
+    sigma = dist.HalfNormal(noise_scale).sample(jax.random.fold_in(key, 10_000), (num_draws, 1))
     shape = DEFAULT_SHAPE[likelihood] if shape is None else shape
-    return np.asarray(jnp.exp(mu + sigma * sample_unit(k_eps, likelihood, shape, mu.shape)))
+    return np.asarray(jnp.exp(mu + sigma * sample_unit((seed, 10_000), likelihood, shape, mu.shape)))

@@ -22,8 +22,9 @@ __all__ = ["huber", "gaussian_logpdf", "student_t_logpdf", "huber_logpdf", "LIKE
 
 
 def huber(r, delta):
-    a = jnp.abs(r)
-    return jnp.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+    xp = np if isinstance(r, np.ndarray) else jnp  # NumPy in, NumPy out (noise draws); jax for everything compiled
+    a = xp.abs(r)
+    return xp.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
 def gaussian_logpdf(r, sigma, nu=None):
@@ -47,16 +48,19 @@ def huber_logpdf(r, sigma, k):
 LIKELIHOODS = {"gaussian": gaussian_logpdf, "student_t": student_t_logpdf, "huber": huber_logpdf}
 
 
-def sample_unit(key, likelihood: str, shape_param: float, size) -> np.ndarray:
+def sample_unit(seed, likelihood: str, shape_param: float, size) -> np.ndarray:
     """Unit-scale noise draws (sigma = 1) of a likelihood, as a NumPy array of shape ``size``: Student-t with
     ``shape_param`` degrees of freedom, Gaussian, or the normalised Huber density with threshold
-    ``shape_param`` (by inversion of its CDF on a fine grid over [-60, 60])."""
+    ``shape_param`` (by inversion of its CDF on a fine grid over [-60, 60]). ``seed``: an int, a sequence of
+    ints (``(seed, budget)``) or a NumPy ``Generator``; drawn with NumPy (no compiled program for a few thousand
+    numbers)."""
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if likelihood == "student_t":
-        return np.asarray(jax.random.t(key, shape_param, size))
+        return rng.standard_t(shape_param, size)
     if likelihood == "gaussian":
-        return np.asarray(jax.random.normal(key, size))
+        return rng.standard_normal(size)
     if likelihood == "huber":
         u = np.linspace(-60, 60, 24001)
-        cdf = np.cumsum(np.exp(np.asarray(huber_logpdf(jnp.asarray(u), 1.0, shape_param))))
-        return np.interp(np.asarray(jax.random.uniform(key, size)), cdf / cdf[-1], u)
+        cdf = np.cumsum(np.exp(-huber(u, shape_param)))  # the unnormalised density; normalised below
+        return np.interp(rng.uniform(size=size), cdf / cdf[-1], u)
     raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")

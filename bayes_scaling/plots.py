@@ -7,8 +7,12 @@ and arviz are imported inside the functions, so ``import bayes_scaling`` does no
 
 Bands are equal-tailed intervals over the posterior draws of the *same* derived functions the forecast
 tables use (:mod:`bayes_scaling.derived`, vmapped over draws): what a figure shows and what a table prints
-are one computation. ``prob`` is the band's mass (default 0.9); fan charts draw several nested masses.
-A :class:`PointFit` has one "draw": its figures show the fitted line without a band.
+are one computation. ``prob`` is the band's mass (default 0.9); fan charts draw several nested masses,
+``prob`` among them, and every legend names the masses drawn. Bands are outlined and their medians drawn
+thin on top, so that a band narrower than a line still shows. A :class:`PointFit` has one "draw": its
+figures show the fitted line without a band. Values labelled at target budgets sit where they cover no
+drawn point (the place is chosen when the figure is drawn); forecasts against compute mark the largest
+run's compute with a dotted line, where the data end and extrapolation begins.
 
 ===============================  =================================================================
 :func:`plot_fit`                 observed runs against the fitted law, curves with bands per model
@@ -76,12 +80,14 @@ _RUN_COLOR = "0.35"
 
 
 # ---- what was fitted -> (law, draws) -------------------------------------------------------------
-def _thin(n: int, max_draws: int = MAX_DRAWS) -> np.ndarray:
-    """Indices of at most ``max_draws`` of ``n`` draws, evenly spaced (chains in order)."""
+def _thin(n: int, max_draws: int | None = MAX_DRAWS) -> np.ndarray:
+    """Indices of at most ``max_draws`` of ``n`` draws, evenly spaced (chains in order); ``None``: all."""
+    if max_draws is None:
+        return np.arange(n)
     return np.unique(np.linspace(0, n - 1, min(n, max_draws)).round().astype(int))
 
 
-def _source(source, max_draws: int = MAX_DRAWS):
+def _source(source, max_draws: int | None = MAX_DRAWS):
     """``(law, draws, posterior_or_None)``: draws is a dict of 1-D jax arrays (one entry per draw)."""
     from .fitting import PointFit
     from .posterior import Posterior
@@ -194,10 +200,183 @@ def _budgets(budgets):
     return b
 
 
+# ---- bands, the end of the data, labels that keep clear of points ------------------------------------------
+#: a band's outline and the median drawn over it (points): the median is thinner than the band wherever the band is
+#: wider than about a pixel, and the outline shows the band's edges where its fill is too faint or too thin to see
+_EDGE_LW = 0.8
+_MEDIAN_LW = 0.9
+
+
+def _darker(color, f: float = 0.6):
+    """``color`` darkened (the median line over a band of that colour)."""
+    import matplotlib.colors as mc
+
+    r, g, b, a = mc.to_rgba(color)
+    return (r * f, g * f, b * f, a)
+
+
+def _band(ax, x, lo, hi, color, *, alpha: float = 0.3, outline: bool = True, label=None, **kwargs):
+    """Fill between ``lo`` and ``hi``; ``outline`` also draws its edges (strong colour), so that a band narrower
+    than the median line drawn over it still shows on both sides of that line."""
+    import matplotlib.colors as mc
+
+    edge = (dict(edgecolor=mc.to_rgba(color, 0.9), linewidth=_EDGE_LW) if outline
+            else dict(edgecolor="none", linewidth=0))
+    return ax.fill_between(x, lo, hi, facecolor=mc.to_rgba(color, alpha), label=label, **edge, **kwargs)
+
+
+def _median(ax, x, y, color, *, label=None, **kwargs):
+    """The median over a band: thin and darker than the band, on top of it."""
+    kwargs.setdefault("zorder", 2.5)
+    return ax.plot(x, y, color=_darker(color), lw=_MEDIAN_LW, label=label, **kwargs)
+
+
+def _largest_run(ax, C) -> None:
+    """A dotted vertical line at the largest run's compute: data to its left, extrapolation to its right."""
+    if C is None or not len(C) or not np.isfinite(np.max(C)):
+        return
+    ax.axvline(float(np.max(C)), color="0.35", ls=":", lw=1.2, zorder=1.5,
+               label=f"largest run ({_sci(float(np.max(C)))} FLOPs)")
+
+
+_LABEL_CLASS = None
+
+
+def _label_class():
+    """The class of :func:`_label`'s annotations (made on first use: matplotlib is imported lazily)."""
+    global _LABEL_CLASS
+    if _LABEL_CLASS is None:
+        from matplotlib.text import Annotation
+
+        class ClearLabel(Annotation):
+            """An annotation that, each time it is drawn, takes the first of its places ``(xy, offset in points,
+            ha, va)`` where its box covers no drawn data point (scatter points, markers), no earlier label, not the
+            legend, and stays inside the axes; lines crossing it count less. Failing that, the place that covers
+            least."""
+
+            def __init__(self, text, places, **kwargs):
+                xy, off, ha, va = places[0]
+                super().__init__(text, xy, xytext=off, textcoords="offset points", ha=ha, va=va, **kwargs)
+                self._places = list(places)
+
+            def draw(self, renderer):
+                if self.get_visible() and self.axes is not None:
+                    self._choose(renderer)
+                super().draw(renderer)
+
+            def _choose(self, renderer):
+                ax = self.axes
+                points, lines = _obstacles(ax)
+                others = []
+                for t in ax.texts:
+                    if t is self:
+                        break
+                    if isinstance(t, ClearLabel) and t.get_visible():
+                        others.append(t.get_window_extent(renderer))
+                legend = ax.get_legend()
+                if legend is not None and legend.get_visible():
+                    others.append(legend.get_window_extent(renderer))
+                pad = renderer.points_to_pixels(3.5)  # the white box's pad and a marker's radius
+                best = None
+                for i, (xy, off, ha, va) in enumerate(self._places):
+                    self.xy, self.xyann = xy, off
+                    self.set_ha(ha)
+                    self.set_va(va)
+                    bb = self.get_window_extent(renderer)
+                    x0, y0, x1, y1 = bb.x0 - pad, bb.y0 - pad, bb.x1 + pad, bb.y1 + pad
+                    a = ax.bbox
+                    cost = 1000.0 * (bb.x0 < a.x0 or bb.x1 > a.x1 or bb.y0 < a.y0 or bb.y1 > a.y1)
+                    cost += 100.0 * sum(not (o.x1 < x0 or o.x0 > x1 or o.y1 < y0 or o.y0 > y1) for o in others)
+                    for P, w in ((points, 100.0), (lines, 1.0)):
+                        inside = (P[:, 0] >= x0) & (P[:, 0] <= x1) & (P[:, 1] >= y0) & (P[:, 1] <= y1)
+                        cost += w * np.count_nonzero(inside)
+                    if best is None or cost < best[0]:
+                        best = (cost, i)
+                    if cost == 0:
+                        break
+                xy, off, ha, va = self._places[best[1]]
+                self.xy, self.xyann = xy, off
+                self.set_ha(ha)
+                self.set_va(va)
+
+        _LABEL_CLASS = ClearLabel
+    return _LABEL_CLASS
+
+
+def _dense(xy, step: float = 2.0) -> np.ndarray:
+    """Points every ``step`` pixels along a polyline given in display coordinates."""
+    xy = xy[np.all(np.isfinite(xy), axis=1)]
+    if len(xy) < 2:
+        return xy
+    out = [xy[:1]]
+    for a, b in zip(xy[:-1], xy[1:]):
+        n = int(min(np.ceil(np.hypot(*(b - a)) / step), 2000))
+        if n > 0:
+            out.append(a + (b - a) * (np.arange(1, n + 1) / n)[:, None])
+    return np.concatenate(out)
+
+
+def _obstacles(ax):
+    """Display positions of what a label must not cover: ``(points, lines)``, the data points (scatter offsets
+    and line markers, error bar caps included) and samples along the drawn lines and error bars."""
+    from matplotlib.collections import LineCollection, PathCollection
+
+    points, lines = [np.zeros((0, 2))], [np.zeros((0, 2))]
+    for c in ax.collections:
+        if not c.get_visible():
+            continue
+        if isinstance(c, PathCollection):
+            off = np.asarray(c.get_offsets(), float).reshape(-1, 2)
+            if len(off):
+                points.append(c.get_offset_transform().transform(off))
+        elif isinstance(c, LineCollection):
+            lines.extend(_dense(c.get_transform().transform(np.asarray(s, float))) for s in c.get_segments() if len(s))
+    for ln in ax.get_lines():
+        if not ln.get_visible():
+            continue
+        xy = ln.get_transform().transform(np.asarray(ln.get_xydata(), float).reshape(-1, 2))
+        if ln.get_marker() not in (None, "None", "none", "", " "):
+            points.append(xy)
+        if ln.get_linestyle() not in ("None", "none", "", " "):
+            lines.append(_dense(xy))
+    points = np.concatenate(points)
+    lines = np.concatenate(lines)
+    return points[np.all(np.isfinite(points), axis=1)], lines
+
+
+#: where to put a value's label around its error bar, in order of preference: ``"below"`` first when the curve
+#: falls and the data lie above it (the loss frontier), ``"above"`` first when the curve rises (allocations)
+_PLACES = {
+    "below": [("lo", (-3, -3), "right", "top"), ("lo", (0, -4), "center", "top"), ("lo", (3, -3), "left", "top"),
+              ("m", (8, 0), "left", "center"), ("m", (-8, 0), "right", "center"), ("hi", (0, 4), "center", "bottom"),
+              ("hi", (-3, 3), "right", "bottom"), ("hi", (3, 3), "left", "bottom"), ("lo", (0, -16), "center", "top")],
+    "above": [("hi", (-4, 4), "right", "bottom"), ("lo", (4, -4), "left", "top"), ("m", (-8, 0), "right", "center"),
+              ("m", (8, 0), "left", "center"), ("hi", (0, 4), "center", "bottom"), ("lo", (0, -4), "center", "top"),
+              ("hi", (4, 4), "left", "bottom"), ("lo", (-4, -4), "right", "top"), ("hi", (-4, 16), "right", "bottom")],
+}
+
+
+def _label(ax, x, m, lo, hi, texts, *, prefer: str = "above") -> list:
+    """Label each error bar (at ``x``: median ``m``, interval ``lo``-``hi``) with its text on a white box, on the
+    side ``prefer`` first and elsewhere where that side would cover data points (chosen when drawn)."""
+    cls = _label_class()
+    out = []
+    for x_, m_, lo_, hi_, text in zip(x, m, lo, hi, texts):
+        at = {"lo": (float(x_), float(lo_)), "m": (float(x_), float(m_)), "hi": (float(x_), float(hi_))}
+        places = [(at[k], off, ha, va) for k, off, ha, va in _PLACES[prefer]]
+        ann = cls(text, places, fontsize=8, zorder=4.5,
+                  bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.75))
+        ann.set_in_layout(False)
+        ax.add_artist(ann)
+        out.append(ann)
+    return out
+
+
 # ---- observed runs against the law -----------------------------------------------------------------
 def plot_fit(source, runs=None, *, by: str = "N", num_curves: int = 5, prob: float = DEFAULT_PROB,
              inputs: Mapping[str, Any] | None = None, ax=None):
-    """Observed runs against the fitted law with ``prob`` credible bands of the mean loss.
+    """Observed runs against the fitted law with ``prob`` credible bands of the mean loss (outlined, the thin
+    median on top, so that a band narrower than a line still shows).
 
     ``by="N"``: loss against tokens D, one curve L(N_k, D) per model size N_k (``num_curves`` sizes spread
     over the runs' range in log N); ``by="D"``: loss against N, one curve per token count. Runs are coloured
@@ -222,8 +401,8 @@ def plot_fit(source, runs=None, *, by: str = "N", num_curves: int = 5, prob: flo
         vals = _over_draws(lambda p, v: jnp.exp(law.log_loss(p, {name: v})), draws, grid)
         med, [(lo, hi)] = _bands(vals, [prob])
         if vals.shape[0] > 1:
-            ax.fill_between(grid, lo, hi, color=_BAND_COLOR, alpha=0.3, lw=0, label=f"{_pct(prob)} band")
-        ax.plot(grid, med, color=_BAND_COLOR, label=f"{law.name} (median)")
+            _band(ax, grid, lo, hi, _BAND_COLOR, label=f"{_pct(prob)} band")
+        _median(ax, grid, med, _BAND_COLOR, label=f"{law.name} (median)")
         ax.scatter(x, y, s=12, color=_RUN_COLOR, zorder=3, label=f"runs ({len(y)})")
         ax.set(xscale="log", yscale="log", xlabel=name, ylabel="loss",
                title=f"{law.name}: runs and fitted law" + ("" if vals.shape[0] == 1 else f" ({_pct(prob)} band)"))
@@ -252,8 +431,10 @@ def plot_fit(source, runs=None, *, by: str = "N", num_curves: int = 5, prob: flo
         med, [(lo, hi)] = _bands(vals, [prob])
         color = cmap(norm(level))
         if not single:
-            ax.fill_between(grid, lo, hi, color=color, alpha=0.25, lw=0)
-        ax.plot(grid, med, color=color, lw=1.6, label=f"{by} = {_sci(val)}")
+            _band(ax, grid, lo, hi, color, alpha=0.25)
+            _median(ax, grid, med, color, label=f"{by} = {_sci(val)}")
+        else:
+            ax.plot(grid, med, color=color, lw=1.6, label=f"{by} = {_sci(val)}")
     what = {"D": "tokens D", "N": "parameters N"}[other]
     ax.set(xscale="log", yscale="log", xlabel=what, ylabel="loss (nats/token)",
            title=f"{law.name}: runs and fitted law" + ("" if single else f" ({_pct(prob)} bands)"))
@@ -268,13 +449,15 @@ def plot_fit(source, runs=None, *, by: str = "N", num_curves: int = 5, prob: flo
 def plot_loss_frontier(source, budgets=None, *, runs=None, prob: float = DEFAULT_PROB, predictive: bool = True,
                        inputs: Mapping[str, Any] | None = None, num_points: int = 60, seed: int = 0,
                        show_runs: bool = True, ax=None):
-    """Loss at the compute-optimum L*(C) against compute, with its ``prob`` credible band, reaching out past
-    the target ``budgets`` (each marked with its median and interval).
+    """Loss at the compute-optimum L*(C) against compute, with its ``prob`` credible band (outlined, the thin
+    median on top), reaching out past the target ``budgets`` (each marked with its median and ``prob``
+    interval, the same numbers as ``Posterior.forecast``, and labelled where no run is drawn).
 
     ``predictive`` (posteriors only) adds the wider band of the loss one new run at the optimum would reach
     (the mean law's band plus run-to-run noise, as ``Posterior.forecast``'s ``L_new``). Observed runs are
-    drawn in grey: they lie above the frontier, which is the lowest loss each compute can buy. Returns the
-    Axes (log compute axis).
+    drawn in grey: they lie above the frontier, which is the lowest loss each compute can buy; a dotted line
+    marks the largest run's compute, where the data end and extrapolation begins. Returns the Axes (log
+    compute axis).
     """
     from .posterior import Posterior
 
@@ -288,27 +471,31 @@ def plot_loss_frontier(source, budgets=None, *, runs=None, prob: float = DEFAULT
     med, [(lo, hi)] = _bands(vals, [prob])
     single = vals.shape[0] == 1
     if predictive and isinstance(post, Posterior) and not single:
-        key = jax.random.PRNGKey(seed)
         idx = _thin(post.num_chains * post.num_draws)
         sigma = np.stack([post._sigma(c).reshape(-1)[idx] for c in C], axis=1)
-        eps = post._unit_noise(key, sigma.shape)
+        # one unit noise per draw for every C: the band's quantiles are as accurate as with fresh noise at each C,
+        # and smooth in C instead of jagged with Monte Carlo error
+        eps = np.asarray(post._unit_noise(seed, (sigma.shape[0], 1)), float)
         pred = vals * np.exp(sigma * eps)
         _, [(plo, phi)] = _bands(pred, [prob])
-        ax.fill_between(C, plo, phi, color=_PRED_COLOR, alpha=0.18, lw=0, label=f"one new run, {_pct(prob)}")
+        _band(ax, C, plo, phi, _PRED_COLOR, alpha=0.18, outline=False, label=f"one new run, {_pct(prob)} band")
     if not single:
-        ax.fill_between(C, lo, hi, color=_BAND_COLOR, alpha=0.35, lw=0, label=f"L*(C), {_pct(prob)} band")
-    ax.plot(C, med, color=_BAND_COLOR, lw=1.8, label="L*(C), median" if not single else "L*(C), point fit")
+        _band(ax, C, lo, hi, _BAND_COLOR, alpha=0.35, label=f"L*(C), {_pct(prob)} band (outlined)")
+        _median(ax, C, med, _BAND_COLOR, label="L*(C), median")
+    else:
+        ax.plot(C, med, color=_BAND_COLOR, lw=1.8, label="L*(C), point fit")
     Cr = _compute_of(obs)
     if show_runs and Cr is not None and "loss" in obs:
         ax.scatter(Cr, obs["loss"], s=8, color=_RUN_COLOR, alpha=0.6, edgecolors="none", zorder=2,
                    label=f"runs ({len(Cr)})")
+    _largest_run(ax, Cr)
     if len(b):
-        bv = _over_draws(fn, draws, b)
+        _, every, _ = _source(source, max_draws=None)  # every draw at the budgets: the forecast table's numbers
+        bv = _over_draws(fn, every, b)
         bm, [(blo, bhi)] = _bands(bv, [prob])
         ax.errorbar(b, bm, yerr=[bm - blo, bhi - bm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
-                    label="target budgets")
-        for c, m, h in zip(b, bm, bhi):
-            ax.annotate(f"{m:.3f}", (c, h), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8)
+                    label="target budgets" if single else f"target budgets, {_pct(prob)}")
+        _label(ax, b, bm, blo, bhi, [f"{m:.3f}" for m in bm], prefer="below")
     ax.set(xscale="log", xlabel=_flops_label(), ylabel="loss at the optimum L* (nats/token)",
            title=f"{law.name}: compute-optimal loss")
     ylo = np.nanmin(lo) * 0.97
@@ -325,14 +512,15 @@ _ALLOC = {
 }
 
 
-def plot_allocation(source, budgets=None, *, quantity: str = "N_opt", probs=DEFAULT_FAN, runs=None,
-                    tokens_per_param: float | None = 20.0, inputs: Mapping[str, Any] | None = None,
+def plot_allocation(source, budgets=None, *, quantity: str = "N_opt", prob: float = DEFAULT_PROB, probs=DEFAULT_FAN,
+                    runs=None, tokens_per_param: float | None = 20.0, inputs: Mapping[str, Any] | None = None,
                     num_points: int = 60, ax=None):
     """Fan chart of the compute-optimal allocation against compute (log-log): ``quantity`` is ``"N_opt"``,
-    ``"D_opt"`` or ``"D/N"``; one band per mass in ``probs`` (nested, widest palest), the median, the target
-    ``budgets`` with their widest interval, and for reference the allocation that a fixed
-    ``tokens_per_param`` ratio r gives (N = sqrt(C / 6r), D = sqrt(r C / 6); ``None`` leaves it out).
-    The range of the observed runs' compute is shaded. Returns the Axes.
+    ``"D_opt"`` or ``"D/N"``; one band per mass in ``probs`` and ``prob`` (nested, widest palest, each named in
+    the legend; the ``prob`` band outlined), the median, the target ``budgets`` with their ``prob`` interval
+    (the forecast table's), and for reference the allocation that a fixed ``tokens_per_param`` ratio r gives
+    (N = sqrt(C / 6r), D = sqrt(r C / 6); ``None`` leaves it out). The range of the observed runs' compute is
+    shaded and a dotted line marks the largest run, where extrapolation begins. Returns the Axes.
     """
     if quantity not in _ALLOC:
         raise ValueError(f"quantity must be one of {', '.join(_ALLOC)}, not {quantity!r}")
@@ -346,12 +534,17 @@ def plot_allocation(source, budgets=None, *, quantity: str = "N_opt", probs=DEFA
     label, f = _ALLOC[quantity]
     fn = lambda p, c: f(law, p, c, inputs)
     vals = _over_draws(fn, draws, C)
-    probs = tuple(sorted(probs))
+    probs = tuple(sorted({float(q) for q in probs} | {float(prob)}))
     med, bands = _bands(vals, probs)
-    if vals.shape[0] > 1:
+    single = vals.shape[0] == 1
+    if not single:
         for q, (lo, hi), alpha in zip(probs[::-1], bands[::-1], np.linspace(0.15, 0.45, len(probs))):
-            ax.fill_between(C, lo, hi, color=_BAND_COLOR, alpha=alpha, lw=0, label=f"{_pct(q)} interval")
-    ax.plot(C, med, color=_BAND_COLOR, lw=1.8, label="median")
+            mine = np.isclose(q, prob)
+            _band(ax, C, lo, hi, _BAND_COLOR, alpha=alpha, outline=mine,
+                  label=f"{_pct(q)} interval" + (" (outlined)" if mine and len(probs) > 1 else ""))
+        _median(ax, C, med, _BAND_COLOR, label="median")
+    else:
+        ax.plot(C, med, color=_BAND_COLOR, lw=1.8, label="point fit")
     if tokens_per_param:
         r, k = float(tokens_per_param), derived.FLOPS_PER_PARAM_TOKEN
         ref = {"N_opt": np.sqrt(C / (k * r)), "D_opt": np.sqrt(r * C / k), "D/N": np.full_like(C, r)}[quantity]
@@ -359,14 +552,14 @@ def plot_allocation(source, budgets=None, *, quantity: str = "N_opt", probs=DEFA
     Cr = _compute_of(obs)
     if Cr is not None and len(Cr):
         ax.axvspan(Cr.min(), Cr.max(), color="0.9", zorder=0, label="compute of the runs")
+    _largest_run(ax, Cr)
     if len(b):
-        bv = _over_draws(fn, draws, b)
-        bm, bb = _bands(bv, [probs[-1]])
-        blo, bhi = bb[0]
+        _, every, _ = _source(source, max_draws=None)  # every draw at the budgets: the forecast table's numbers
+        bv = _over_draws(fn, every, b)
+        bm, [(blo, bhi)] = _bands(bv, [prob])
         ax.errorbar(b, bm, yerr=[bm - blo, bhi - bm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
-                    label=f"target budgets ({_pct(probs[-1])})")
-        for c, m, h in zip(b, bm, bhi):
-            ax.annotate(_sci(m, 3), (c, h), textcoords="offset points", xytext=(-4, 4), ha="right", fontsize=8)
+                    label="target budgets" if single else f"target budgets, {_pct(prob)}")
+        _label(ax, b, bm, blo, bhi, [_sci(m, 3) for m in bm], prefer="above")
     ax.set(xscale="log", yscale="log", xlabel=_flops_label(), ylabel=quantity, title=f"{law.name}: {label}")
     ax.legend(fontsize="small", loc="upper left")
     return ax
@@ -576,7 +769,7 @@ def plot_families(source, budgets=None, *, runs=None, kind: str = "frontier", pr
         if kind == "frontier":
             plot_loss_frontier(fitted, budgets, runs=sub, prob=prob, ax=ax, **kwargs)
         else:
-            plot_allocation(fitted, budgets, runs=sub, probs=(prob,), ax=ax, **kwargs)
+            plot_allocation(fitted, budgets, runs=sub, prob=prob, probs=(prob,), ax=ax, **kwargs)
         limits.append(ax.get_ylim())  # what this panel asked for; shared axes keep only the last call's
         ax.set_title(name, fontsize="medium")
         ax.set_xlabel("C (FLOPs)", fontsize="small")
@@ -631,8 +824,8 @@ def plot_isoflop(post, *, prob: float = DEFAULT_PROB, num_points: int = 60, ax=N
         med, [(blo, bhi)] = _bands(vals, [prob])
         N = np.exp(grid)
         c = colors[k]
-        ax.fill_between(N, blo, bhi, color=c, alpha=0.25, lw=0)
-        ax.plot(N, med, color=c, lw=1.5, label=f"C = {_sci(d.C[k])}")
+        _band(ax, N, blo, bhi, c, alpha=0.25)
+        _median(ax, N, med, c, label=f"C = {_sci(d.C[k])}")
         ax.scatter(np.exp(x), y, s=16, color=c, edgecolors="k", linewidths=0.4, zorder=3)
         Lm = float(np.median(L[:, k]))
         ax.errorbar([np.exp(vq[1])], [Lm], xerr=[[np.exp(vq[1]) - np.exp(vq[0])], [np.exp(vq[2]) - np.exp(vq[1])]],
@@ -667,8 +860,8 @@ def plot_isoflop_vertices(post, budgets=None, *, prob: float = DEFAULT_PROB, num
     vals = post.n_opt(C)
     med, [(lo, hi)] = _bands(vals, [prob])
     ax = _new_ax(ax)
-    ax.fill_between(C, lo, hi, color=_BAND_COLOR, alpha=0.3, lw=0, label=f"N_opt = k C^a, {_pct(prob)} band")
-    ax.plot(C, med, color=_BAND_COLOR, lw=1.8, label="median")
+    _band(ax, C, lo, hi, _BAND_COLOR, label=f"N_opt = k C^a, {_pct(prob)} band")
+    _median(ax, C, med, _BAND_COLOR, label="median")
     vm, [(vlo, vhi)] = _bands(np.exp(post.vertex), [prob])
     colors = _budget_colors(d.C[:K])
     for k in range(K):
@@ -679,8 +872,7 @@ def plot_isoflop_vertices(post, budgets=None, *, prob: float = DEFAULT_PROB, num
         bm, [(blo, bhi)] = _bands(bv, [prob])
         ax.errorbar(b, bm, yerr=[bm - blo, bhi - bm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
                     label=f"target budgets ({_pct(prob)})")
-        for c, m_, h_ in zip(b, bm, bhi):
-            ax.annotate(_sci(m_, 3), (c, h_), textcoords="offset points", xytext=(-4, 4), ha="right", fontsize=8)
+        _label(ax, b, bm, blo, bhi, [_sci(m_, 3) for m_ in bm], prefer="above")
     ax.set(xscale="log", yscale="log", xlabel=_flops_label(), ylabel="N_opt (parameters)",
            title=f"IsoFLOP vertices and law: a = {_interval_text(post.a, prob)}")
     ax.legend(fontsize="small", loc="upper left")
@@ -724,8 +916,8 @@ def plot_critical_batch(post, *, prob: float = DEFAULT_PROB, definition: str = "
         vals = S_min[:, g, None] * (1 + B_noise[:, g, None] / grid[None, :])
         med, [(blo, bhi)] = _bands(vals, [prob])
         c = colors[g]
-        ax.fill_between(grid, blo, bhi, color=c, alpha=0.25, lw=0)
-        ax.plot(grid, med, color=c, lw=1.5, label=str(sw.groups[g]))
+        _band(ax, grid, blo, bhi, c, alpha=0.25)
+        _median(ax, grid, med, c, label=str(sw.groups[g]))
         ax.scatter(B, S, s=16, color=c, edgecolors="k", linewidths=0.4, zorder=3)
         for name in defs:
             attr, marker, _ = _CBS_DEFS[name]
@@ -789,8 +981,8 @@ def plot_critical_batch_law(source, law=None, *, by: str | None = None, definiti
         vals = np.exp(law.log_mean({name: grid}))
         med, [(lo, hi)] = _bands(vals, [prob])
         p = law.exponents[name]
-        ax.fill_between(grid, lo, hi, color=_BAND_COLOR, alpha=0.3, lw=0, label=f"power law, {_pct(prob)} band")
-        ax.plot(grid, med, color=_BAND_COLOR, lw=1.8, label=f"median: exponent {_interval_text(p, prob)}")
+        _band(ax, grid, lo, hi, _BAND_COLOR, label=f"power law, {_pct(prob)} band")
+        _median(ax, grid, med, _BAND_COLOR, label=f"median: exponent {_interval_text(p, prob)}")
     ax.errorbar(pts, y, yerr=[y - ylo, yhi - y], fmt="o", color="C3", mec="k", mew=0.6, ms=5, capsize=3, zorder=4,
                 label=f"{what} per group, {_pct(prob)}")
     if len(at):
@@ -800,8 +992,7 @@ def plot_critical_batch_law(source, law=None, *, by: str | None = None, definiti
         fm, [(flo, fhi)] = _bands(fv, [prob])
         ax.errorbar(at, fm, yerr=[fm - flo, fhi - fm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
                     label=f"forecast ({_pct(prob)})")
-        for c, m_, h_ in zip(at, fm, fhi):
-            ax.annotate(f"{m_:.4g}", (c, h_), textcoords="offset points", xytext=(-4, 4), ha="right", fontsize=8)
+        _label(ax, at, fm, flo, fhi, [f"{m_:.4g}" for m_ in fm], prefer="above")
     ax.set(xscale="log", yscale="log", xlabel=xlabel or name, ylabel=f"critical batch size ({what})",
            title=f"{what} against {xlabel or name}")
     ax.legend(fontsize="small", loc="upper left")

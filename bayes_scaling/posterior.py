@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import derived
-from .diagnostics import ESS_MIN, RHAT_MAX, ess_bulk, ess_tail, rhat
+from .diagnostics import ess_bulk, ess_tail, health, rhat
 from .laws import Law, get_law
 from .noise import sample_unit
 
@@ -43,6 +43,25 @@ def hdi(x, prob: float = DEFAULT_PROB) -> tuple[float, float]:
     widths = x[k - 1:] - x[: n - k + 1]
     i = int(np.argmin(widths))
     return float(x[i]), float(x[i + k - 1])
+
+
+def max_compute(observed: Mapping[str, Any]) -> float | None:
+    """The largest training compute among observed runs: C where given, else 6 N D; ``None`` if unknown."""
+    if "C" in observed:
+        return float(np.max(observed["C"]))
+    if "N" in observed and "D" in observed:
+        return float(np.max(derived.FLOPS_PER_PARAM_TOKEN * np.asarray(observed["N"]) * np.asarray(observed["D"])))
+    return None
+
+
+def _positive_number(x, name: str) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, not {x!r}") from None
+    if not (np.isfinite(v) and v > 0):
+        raise ValueError(f"{name} = {x!r}: must be a positive, finite number")
+    return v
 
 
 def _check_prob(prob):
@@ -101,62 +120,74 @@ class Posterior:
         return pd.DataFrame.from_dict(rows, orient="index")
 
     def diagnostics(self, *, budgets=None) -> dict[str, Any]:
-        """Sampler health and identifiability, with a plain-words warning and advice for each problem.
+        """Sampler health, the data's and the fit's problems, and identifiability, each in plain words with advice.
 
-        Returns ``{"ok": bool, "divergences": int, "max_r_hat": float, "min_ess_bulk": float,
-        "min_ess_tail": float, "warnings": [str, ...]}``. ``budgets`` (FLOPs) adds an extrapolation check.
-        """
-        warnings_ = []
-        div = int(np.sum(self.sample_stats["diverging"]))
-        total = self.num_chains * self.num_draws
-        if div:
-            warnings_.append(
-                f"{div} of {total} transitions diverged: the sampler met curvature it could not follow, so the "
-                "posterior may be biased. Raise target_accept (e.g. 0.95-0.99), or fix poorly identified parameters."
-            )
-        table = self.summary()
-        bad_r = table[table["r_hat"] > RHAT_MAX]
-        if len(bad_r):
-            warnings_.append(
-                f"R-hat above {RHAT_MAX} for {', '.join(bad_r.index)} (max {table['r_hat'].max():.3f}): the chains "
-                "disagree, so they have not mixed. Run longer (num_warmup, num_samples), or check for multiple modes."
-            )
-        low = table[(table["ess_bulk"] < ESS_MIN) | (table["ess_tail"] < ESS_MIN)]
-        if len(low):
-            warnings_.append(
-                f"effective sample size below {ESS_MIN} for {', '.join(low.index)} (min bulk {table['ess_bulk'].min():.0f}, "
-                f"tail {table['ess_tail'].min():.0f}): intervals are noisy. Draw more samples or more chains."
-            )
+        Returns ``{"ok", "sampler_ok", "divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "problems",
+        "warnings"}``: ``sampler_ok`` is the sampler's health (:func:`~bayes_scaling.diagnostics.health`);
+        ``problems`` what makes the numbers untrustworthy besides (too few runs, inputs that do not identify the law,
+        exponents at a bound, a law that explains little of the losses, non-finite or absurd forecasts, and with
+        ``budgets`` forecasts at 100x the largest run or more); ``ok`` is true when neither applies. ``warnings``
+        holds every sentence of both; ``notes`` the strong correlations of the coordinates the sampler moves in
+        (advice on reading the parameters, not a failure)."""
+        from . import checks
+
+        names = [n for n in self.law.free_names] + list(self.noise)
+        values = {**self.draws, **self.noise}
+        h = health({n: values[n] for n in names if n not in self.law.fixed_values}, self.sample_stats["diverging"])
+        problems = list(self.settings.get("data_warnings", []))
+        med = {k: float(np.median(v)) for k, v in self.draws.items()}
+        explained = None
+        if self.log_loss_mean is not None and "loss" in self.observed:
+            explained = checks.explained_share(np.log(self.observed["loss"]),
+                                               self.log_loss_mean.reshape(-1, self.log_loss_mean.shape[-1]).mean(axis=0))
+        table = None
+        if budgets is not None and (derived._is_ND(self.law) or derived._is_C(self.law)):
+            try:
+                table = self.forecast(budgets)
+            except ValueError:  # a law needing other inputs for its forecast: the caller's forecast reports it
+                table = None
+        problems += checks.fit_warnings(self.law, med, explained=explained, forecast=table)
+        if budgets is not None:
+            problems += checks.extrapolation_warnings(budgets, self.max_compute())
+        problems = list(dict.fromkeys(problems))
+        return {"ok": h["ok"] and not problems, "sampler_ok": h["ok"], "divergences": h["divergences"],
+                "max_r_hat": h["max_r_hat"], "min_ess_bulk": h["min_ess_bulk"], "min_ess_tail": h["min_ess_tail"],
+                "problems": problems, "warnings": h["warnings"] + problems, "notes": self._correlation_notes()}
+
+    def sampled_coordinates(self) -> dict[str, np.ndarray]:
+        """The free parameters' draws in the coordinates NUTS moved in: log of scale parameters, exponents as they
+        are, and each centred scale as log of its term at the data's centre (log A - alpha log N0 for Chinchilla)."""
+        from .model import _centred_terms
+
         flat = self.flat()
-        free = [n for n in self.law.free_names if np.std(flat[n]) > 0]
-        if len(free) >= 2:
-            M = np.stack([np.log(flat[n]) if self.law.param(n).log else flat[n] for n in free])
-            R = np.corrcoef(M)
-            for i in range(len(free)):
-                for j in range(i + 1, len(free)):
-                    if abs(R[i, j]) > 0.95:
-                        warnings_.append(
-                            f"{free[i]} and {free[j]} are strongly correlated in the posterior (r = {R[i, j]:+.3f}): "
-                            "the data pin down a combination of them, not each one; trust derived quantities "
-                            "(forecasts) over the individual values, or fix one of them."
-                        )
-        obs = self.observed
-        if budgets is not None and ("C" in obs or ("N" in obs and "D" in obs)):
-            cmax = float(np.max(self.observed["C"])) if "C" in self.observed else float(np.max(6 * self.observed["N"] * self.observed["D"]))
-            for C in np.atleast_1d(budgets if budgets is not None else []):
-                if C > 1e3 * cmax:
-                    warnings_.append(
-                        f"budget {C:.3g} FLOPs is {C / cmax:.0f}x the largest run ({cmax:.3g}): an extrapolation this "
-                        "far rests on the law's form holding; treat its interval as a lower bound on the uncertainty."
-                    )
-        return {
-            "ok": not warnings_ or (div == 0 and not len(bad_r) and not len(low)),
-            "divergences": div,
-            "max_r_hat": float(np.nanmax(table["r_hat"])),
-            "min_ess_bulk": float(np.nanmin(table["ess_bulk"])),
-            "min_ess_tail": float(np.nanmin(table["ess_tail"])),
-            "warnings": warnings_,
-        }
+        center = self.settings.get("center", {})
+        out = {}
+        centred = {s: (e, i, sg) for s, e, i, sg in _centred_terms(self.law)}
+        for n in self.law.free_names:
+            x = np.log(flat[n]) if self.law.param(n).log else flat[n]
+            if n in centred and centred[n][1] in center:
+                e, inp, sign = centred[n]
+                x = x - sign * flat[e] * center[inp]
+                n = f"log_{n}_c"
+            out[n] = x
+        return out
+
+    def _correlation_notes(self) -> list[str]:
+        coords = {k: v for k, v in self.sampled_coordinates().items() if np.std(v) > 0}
+        names = list(coords)
+        out = []
+        if len(names) < 2:
+            return out
+        R = np.corrcoef(np.stack([coords[n] for n in names]))
+        for i in range(len(names)):
+            for j in range(i + 1, len(names)):
+                if abs(R[i, j]) > 0.95:
+                    out.append(f"{names[i]} and {names[j]} are correlated (r = {R[i, j]:+.3f}) even in the centred coordinates "
+                               "the sampler moves in: the runs fix a combination of the two, not each one. The sampler's dense "
+                               "mass matrix follows such a straight ridge (its health is reported above), so this is not a "
+                               "sampling failure; read these two parameters one at a time with care, and rely on the forecasts "
+                               "(N_opt, D_opt, L*), which depend on the combination")
+        return out
 
     # ---- derived quantities over draws --------------------------------------------------------
     def derive(self, fn: Callable[[Mapping[str, Any]], Any]) -> np.ndarray:
@@ -174,34 +205,41 @@ class Posterior:
             return sigma
         return sigma * np.exp(lift(self.noise["gamma"]) * (np.log(C) - self.settings["center"]["__logC__"]))
 
-    def _unit_noise(self, key, size) -> np.ndarray:
-        return sample_unit(key, self.settings.get("likelihood", "student_t"), self.settings.get("shape", 4.0), size)
+    def _unit_noise(self, seed, size) -> np.ndarray:
+        return sample_unit(seed, self.settings.get("likelihood", "student_t"), self.settings.get("shape", 4.0), size)
 
-    def _new_run_noise(self, key, shape, C=None):
+    def _new_run_noise(self, seed, shape, C=None):
         """Draws of one new run's log-loss noise under the fitted likelihood, one per posterior draw."""
-        return self._unit_noise(key, shape).reshape(-1) * self._sigma(C).reshape(-1)
+        return self._unit_noise(seed, shape).reshape(-1) * self._sigma(C).reshape(-1)
+
+    def max_compute(self) -> float | None:
+        """The largest training compute among the runs the posterior was sampled on (C, or 6ND), if known."""
+        return max_compute(self.observed)
 
     def forecast(self, budgets, *, prob: float = DEFAULT_PROB, inputs=None, seed: int = 0):
-        """Per budget: median and ``prob`` equal-tailed interval of N_opt, D_opt, D/N and L* (the mean law),
-        and the posterior-predictive interval of the loss one new run at the optimum would reach."""
+        """Per budget: median and ``prob`` equal-tailed interval of N_opt, D_opt, D/N and L* (the mean law), the
+        posterior-predictive interval of the loss one new run at the optimum would reach, and ``extrapolation``:
+        the budget over the largest run's compute (NaN where the runs' compute is unknown)."""
         import pandas as pd
 
         _check_prob(prob)
-        law = self.law
+        budgets = derived.check_budgets(budgets)
+        out = derived.over_draws(self.law, "frontier", self.flat(), budgets, inputs=inputs)
+        cmax = self.max_compute()
         rows = []
-        key = jax.random.PRNGKey(seed)
-        for i, C in enumerate(np.atleast_1d(np.asarray(budgets, float))):
-            row = {"budget": C}
-            if "N" in law.inputs and "D" in law.inputs:
-                N, D = (np.asarray(a) for a in jax.jit(jax.vmap(lambda p: derived.compute_optimal(law, p, C, inputs=inputs)))(self._jax_params()))
+        for i, C in enumerate(budgets):
+            row = {"budget": float(C)}
+            if "N_opt" in out:
+                N, D = out["N_opt"][:, i], out["D_opt"][:, i]
                 for name, x in (("N_opt", N), ("D_opt", D), ("D/N", D / N)):
                     row[name] = float(np.median(x))
                     row[f"{name}_lo"], row[f"{name}_hi"] = interval(x, prob)
-            L = np.asarray(jax.jit(jax.vmap(lambda p: derived.loss_at_optimum(law, p, C, inputs=inputs)))(self._jax_params()))
+            L = out["L*"][:, i]
             row["L*"] = float(np.median(L))
             row["L*_lo"], row["L*_hi"] = interval(L, prob)
-            y = L * np.exp(self._new_run_noise(jax.random.fold_in(key, i), L.shape, C))
+            y = L * np.exp(self._new_run_noise((seed, i), L.shape, C))
             row["L_new_lo"], row["L_new_hi"] = interval(y, prob)
+            row["extrapolation"] = float(C / cmax) if cmax else float("nan")
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -209,18 +247,28 @@ class Posterior:
         """Draws of a = beta / (alpha + beta), the exponent of N_opt ∝ C^a (Chinchilla-form laws)."""
         return self.draws["beta"] / (self.draws["alpha"] + self.draws["beta"])
 
+    def _shaped(self, x) -> np.ndarray:
+        """``(draw, point)`` -> ``(chain, draw)`` for one point, ``(chain, draw, point)`` for several."""
+        x = np.asarray(x)
+        return x.reshape((self.num_chains, self.num_draws) + x.shape[1:])
+
     def n_opt(self, C, *, inputs=None) -> np.ndarray:
-        return self.derive(lambda p: derived.compute_optimal(self.law, p, C, inputs=inputs)[0])
+        """Draws of N_opt at budget(s) ``C``: ``(chain, draw)`` for one budget, ``(chain, draw, budget)`` for several."""
+        b = derived.check_budgets(C)
+        n = derived.over_draws(self.law, "frontier", self.flat(), b, inputs=inputs)["N_opt"]
+        return self._shaped(n[:, 0] if np.ndim(C) == 0 else n)
 
     def compute_for_loss(self, loss, *, inputs=None) -> np.ndarray:
         """Draws of the compute needed to reach ``loss`` (inf where the draw's floor is above it)."""
-        return self.derive(lambda p: derived.compute_for_loss(self.law, p, loss, inputs=inputs))
+        c = derived.over_draws(self.law, "compute_for_loss", self.flat(), np.atleast_1d(np.asarray(loss, float)), inputs=inputs)
+        return self._shaped(c[:, 0] if np.ndim(loss) == 0 else c)
 
     def loss_of_plan(self, N, D, *, prob: float = DEFAULT_PROB, inputs=None, seed: int = 0) -> dict[str, float]:
         """Median and intervals of a planned model's loss: of the mean law, and predictive for one run."""
         _check_prob(prob)
-        L = self.derive(lambda p: derived.loss_of_plan(self.law, p, N, D, inputs=inputs)).reshape(-1)
-        y = L * np.exp(self._new_run_noise(jax.random.PRNGKey(seed), L.shape, 6.0 * N * D))
+        N, D = _positive_number(N, "N"), _positive_number(D, "D")
+        L = derived.over_draws(self.law, "loss_of_plan", self.flat(), np.array([[N, D]]), inputs=inputs)[:, 0]
+        y = L * np.exp(self._new_run_noise(seed, L.shape, 6.0 * N * D))
         lo, hi = interval(L, prob)
         plo, phi = interval(y, prob)
         return {"median": float(np.median(L)), "lo": lo, "hi": hi, "predictive_lo": plo, "predictive_hi": phi}
@@ -238,7 +286,7 @@ class Posterior:
         mu = self.log_loss_mean
         obs = self.observed
         C = (obs["C"] if "C" in obs else 6 * obs["N"] * obs["D"]) if "gamma" in self.noise else np.ones(mu.shape[-1])
-        return np.exp(mu + self._sigma(C) * self._unit_noise(jax.random.PRNGKey(seed), mu.shape))
+        return np.exp(mu + self._sigma(C) * self._unit_noise(seed, mu.shape))
 
     def predictive_check(self, prob: float = DEFAULT_PROB, *, seed: int = 0) -> dict[str, float]:
         """Share of observed runs inside their ``prob`` posterior-predictive interval (near ``prob`` when
@@ -294,10 +342,22 @@ class Posterior:
     @classmethod
     def load(cls, path, law: Law | None = None) -> "Posterior":
         """Read a posterior written by :meth:`save`. A user-declared law must be registered (or passed)."""
+        import os
+
         import arviz as az
 
-        idata = az.from_netcdf(path)
-        attrs = dict(idata.posterior.attrs)
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: no such file")
+        try:
+            idata = az.from_netcdf(path)
+            attrs = dict(idata.posterior.attrs)
+        except Exception as err:  # a CSV, a truncated or foreign file: say so in one line
+            reason = " ".join(str(err).split())[:160] or type(err).__name__
+            raise ValueError(f"{path}: not a posterior saved by bayes_scaling (posterior.nc, NetCDF); it cannot be read: "
+                             f"{reason}") from None
+        if attrs.get("created_by") != "bayes_scaling" or "law" not in attrs:
+            raise ValueError(f"{path}: a NetCDF file, but not a posterior saved by bayes_scaling (no law recorded in it)")
         fixed = json.loads(attrs.get("fixed", "{}"))
         if law is None:
             law = get_law(attrs["law"])

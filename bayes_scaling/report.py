@@ -123,14 +123,19 @@ def _clean(x):
 def _plain_diagnostics(diag, ppc, settings) -> list[str]:
     """Sentences a reader can act on."""
     out = []
+    from .diagnostics import fmt_rhat
+
     chains, draws = settings.get("num_chains"), settings.get("num_samples")
-    if diag["divergences"] == 0 and diag["max_r_hat"] <= 1.01 and diag["min_ess_bulk"] >= 400:
+    if diag.get("sampler_ok", diag["ok"]):
         out.append(f"The sampler is healthy: no divergent transitions, the {chains} chains agree (max R-hat "
-                   f"{diag['max_r_hat']:.3f}), and at least {diag['min_ess_bulk']:.0f} effective draws per parameter.")
+                   f"{fmt_rhat(diag['max_r_hat'])}), and at least {min(diag['min_ess_bulk'], diag['min_ess_tail']):.0f} "
+                   "effective draws per parameter (bulk and tail).")
     else:
         out.append(f"The sampler needs attention: {diag['divergences']} divergent transitions, max R-hat "
-                   f"{diag['max_r_hat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f} (from {chains} chains x {draws} draws).")
+                   f"{fmt_rhat(diag['max_r_hat'])}, min bulk ESS {diag['min_ess_bulk']:.0f}, min tail ESS "
+                   f"{diag['min_ess_tail']:.0f} (from {chains} chains x {draws} draws).")
     out.extend(diag["warnings"])
+    out.extend(diag.get("notes", []))
     cov, q = ppc["coverage"], ppc["prob"]
     verdict = ("as expected when the model describes the runs" if abs(cov - q) <= 0.07 else
                "fewer than expected: the noise model is too narrow or the law misses a trend" if cov < q else
@@ -176,7 +181,8 @@ def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9,
     sampler = {k: s.get(k) for k in ("num_chains", "num_warmup", "num_samples", "seed", "target_accept", "dense_mass",
                                      "chain_method", "init", "seconds")}
     prov = provenance(runs, path=data_path, num_runs=len(post.observed.get("loss", [])), notes=notes)
-    return _clean({
+    prov["data_sha256"] = s.get("data_sha256")
+    out = _clean({
         "title": title or f"{law.name} law: posterior forecast",
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "bayes_scaling_version": __version__,
@@ -187,6 +193,8 @@ def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9,
         "diagnostics": {**diag, "plain": _plain_diagnostics(diag, ppc, s)}, "predictive_check": ppc,
         "sampler": sampler, "point_fit": post.point_fit,
     })
+    out["in_short"] = in_short(out)
+    return out
 
 
 def _prior(recorded, p) -> str:
@@ -228,8 +236,8 @@ def render_figures(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.
     nd = "N" in law.inputs and "D" in law.inputs
     makers = {
         "frontier": lambda: plots.plot_loss_frontier(post, budgets, runs=runs, prob=prob, inputs=inputs),
-        "n_opt": (lambda: plots.plot_allocation(post, budgets, runs=runs, quantity="N_opt", inputs=inputs)) if nd else None,
-        "d_opt": (lambda: plots.plot_allocation(post, budgets, runs=runs, quantity="D_opt", inputs=inputs)) if nd else None,
+        "n_opt": (lambda: plots.plot_allocation(post, budgets, runs=runs, quantity="N_opt", prob=prob, inputs=inputs)) if nd else None,
+        "d_opt": (lambda: plots.plot_allocation(post, budgets, runs=runs, quantity="D_opt", prob=prob, inputs=inputs)) if nd else None,
         "fit": lambda: plots.plot_fit(post, runs, prob=prob, inputs=inputs),
         "predictive_check": lambda: plots.plot_predictive_check(post, prob=prob),
         "prior_posterior": lambda: plots.plot_prior_posterior(post),
@@ -239,13 +247,14 @@ def render_figures(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.
     }
     if not (nd or law.inputs == ("C",)):
         makers["frontier"] = None
+    from . import progress
+
     out = {}
+    todo = [name for name, _ in FIGURES if makers.get(name) is not None]
     with matplotlib.rc_context({"figure.max_open_warning": 0}):
-        for name, _ in FIGURES:
-            make = makers.get(name)
-            if make is None:
-                continue
-            out[name] = png_bytes(make(), dpi)
+        for i, name in enumerate(todo):
+            out[name] = png_bytes(makers[name](), dpi)
+            progress.report("report figures", i + 1, len(todo))
     return out
 
 
@@ -271,12 +280,48 @@ def _num(v, kind="g") -> str:
     return f"{v:.4g}"
 
 
+def _times(f) -> str:
+    """An extrapolation factor in words-and-numbers: ``44x``, ``772x (far)``; ``–`` when unknown."""
+    from .checks import FAR_EXTRAPOLATION
+
+    if f is None:
+        return "–"
+    text = f"{f:.3g}x" if f < 10 else f"{f:,.0f}x"
+    return text + (" (far: see In short)" if f >= FAR_EXTRAPOLATION else "")
+
+
+def in_short(data) -> list[str]:
+    """The report's first lines, truth first: what is flagged (far extrapolation, an unhealthy sampler, the data's or
+    the fit's problems) before the headline numbers, and each budget's distance beyond the runs."""
+    from .checks import FAR_EXTRAPOLATION
+
+    diag = data["diagnostics"]
+    lines = []
+    if not diag.get("sampler_ok", diag["ok"]):
+        lines.append("WARNING: the sampler is not healthy; these numbers may be wrong (see Diagnostics).")
+    lines += [f"WARNING: {w}" for w in diag.get("problems", [])]
+    for r in data["forecast"] or []:
+        f = r.get("extrapolation")
+        far = f is not None and f >= FAR_EXTRAPOLATION
+        where = f" ({_times(f).split(' ')[0]} the largest run{', far beyond the runs' if far else ''})" if f is not None else ""
+        if "N_opt" in r:
+            lines.append(f"At C = {r['budget']:.3g} FLOPs{where}: N_opt {r['N_opt']:.3g} ({r['N_opt_lo']:.3g}, "
+                         f"{r['N_opt_hi']:.3g}), D_opt {r['D_opt']:.3g}, L* {r['L*']:.4f} ({r['L*_lo']:.4f}, {r['L*_hi']:.4f}).")
+        else:
+            lines.append(f"At C = {r['budget']:.3g} FLOPs{where}: L* {r['L*']:.4f} ({r['L*_lo']:.4f}, {r['L*_hi']:.4f}).")
+    ex = data.get("exponent_a")
+    if ex:
+        lines.append(f"Exponent a (N_opt ∝ C^a): {ex['median']:.3f} ({ex['lo']:.3f}, {ex['hi']:.3f}).")
+    return lines
+
+
 def _tables(data) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(id, heading, header, rows) of every table, shared by the HTML and the Markdown."""
     prov = data["provenance"]
     pct = f"{100 * data['prob']:g}%"
     t = []
     rows = [["file", prov["file"] or prov["source"]], ["SHA-256", prov["sha256"] or "– (not a file)"],
+            ["data SHA-256", prov.get("data_sha256") or "–"],
             ["rows in file", str(prov["rows_in_file"]) if prov["rows_in_file"] is not None else "–"],
             ["runs used", str(prov["runs_used"])],
             ["columns", ", ".join(f"{k} = {v!r}" for k, v in prov["columns"].items()) or "–"]]
@@ -303,9 +348,11 @@ def _tables(data) -> list[tuple[str, str, list[str], list[list[str]]]]:
                 k = kinds.get(c, "g")
                 cells.append(f"{_num(r[c], k)} ({_num(r[c + '_lo'], k)}, {_num(r[c + '_hi'], k)})")
             cells.append(f"({_num(r['L_new_lo'], 'loss')}, {_num(r['L_new_hi'], 'loss')})")
+            cells.append(_times(r.get("extrapolation")))
             rows.append(cells)
-        t.append(("forecast", f"Forecast per budget: median ({pct} interval); C = 6ND FLOPs",
-                  ["budget C (FLOPs)"] + cols + ["one new run's loss"], rows))
+        t.append(("forecast", f"Forecast per budget: median ({pct} interval); C = 6ND FLOPs; the last column is how far "
+                  "the budget lies beyond the largest run's compute",
+                  ["budget C (FLOPs)"] + cols + ["one new run's loss", "C / largest run"], rows))
     return t
 
 
@@ -316,6 +363,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em} th,td{border:1px s
 th{background:#f3f5f8} td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:1.2em 0} figure img{max-width:100%;height:auto;border:1px solid #eee} figcaption{font-size:.9em;color:#555}
 .meta{color:#666;font-size:.9em} code{background:#f3f3f3;padding:0 .2em} li{margin:.3em 0}
+li.warn{color:#8a1c00;font-weight:600}
 """
 
 # On load, record in the DOM whether every image decoded (a headless browser test reads it back).
@@ -347,22 +395,33 @@ def figure_html(name: str, png: bytes, caption: str) -> str:
             f"<figcaption>{e(caption)}</figcaption></figure>")
 
 
+def _li(text: str) -> str:
+    """A list item of "In short"; a warning stands out."""
+    cls = ' class="warn"' if text.startswith("WARNING") else ""
+    return f"<li{cls}>{html.escape(text)}</li>"
+
+
+def sampler_line(sm: Mapping[str, Any]) -> str:
+    """The sampler's settings in one sentence; settings that were not recorded are left out (never "None")."""
+    parts = [f"{sm['num_chains']} chains x ({sm['num_warmup']} warm-up + {sm['num_samples']} draws)"
+             if all(sm.get(k) is not None for k in ("num_chains", "num_warmup", "num_samples")) else None,
+             f"seed {sm['seed']}" if sm.get("seed") is not None else None,
+             f"target acceptance {sm['target_accept']:g}" if sm.get("target_accept") is not None else None,
+             "dense mass matrix" if sm.get("dense_mass") else None,
+             f"start: {sm['init']}" if sm.get("init") else None,
+             f"{sm['seconds']:.1f} s" if sm.get("seconds") is not None else None]
+    return "NUTS: " + ", ".join(p for p in parts if p) + "."
+
+
 def render_html(data, figures: Mapping[str, bytes]) -> str:
     e = html.escape
     parts = page_start(data["title"]) + [
              f"<p class=\"meta\">Written {e(data['created'])} by bayes_scaling {e(data['bayes_scaling_version'])}. "
              f"Intervals: {e(data['interval'])}.</p>"]
-    ex = data.get("exponent_a")
-    headline = []
-    if data["forecast"]:
-        for r in data["forecast"]:
-            if "N_opt" in r:
-                headline.append(f"At C = {r['budget']:.3g} FLOPs: N_opt {r['N_opt']:.3g} ({r['N_opt_lo']:.3g}, "
-                                f"{r['N_opt_hi']:.3g}), D_opt {r['D_opt']:.3g}, L* {r['L*']:.4f} ({r['L*_lo']:.4f}, {r['L*_hi']:.4f}).")
-    if ex:
-        headline.append(f"Exponent a (N_opt ∝ C^a): {ex['median']:.3f} ({ex['lo']:.3f}, {ex['hi']:.3f}).")
+    headline = data.get("in_short") or in_short(data)
     if headline:
-        parts.append("<h2>In short</h2><ul>" + "".join(f"<li>{e(h)}</li>" for h in headline) + "</ul>")
+        parts.append('<h2>In short</h2><ul id="in-short">' + "".join(
+            _li(h) for h in headline) + "</ul>")
     for tid, heading, header, rows in _tables(data):
         parts.append(f"<h2>{e(heading)}</h2>")
         parts.append(f'<table id="{tid}">')
@@ -375,10 +434,7 @@ def render_html(data, figures: Mapping[str, bytes]) -> str:
     parts.append("<h2>Diagnostics in plain words</h2><ul id=\"diagnostics\">")
     parts += [f"<li>{e(s)}</li>" for s in data["diagnostics"]["plain"]]
     parts.append("</ul>")
-    sm = data["sampler"]
-    parts.append(f"<p class=\"meta\">NUTS: {sm.get('num_chains')} chains x ({sm.get('num_warmup')} warm-up + "
-                 f"{sm.get('num_samples')} draws), seed {sm.get('seed')}, target acceptance {sm.get('target_accept')}, "
-                 f"start: {e(str(sm.get('init')))}.</p>")
+    parts.append(f"<p class=\"meta\">{e(sampler_line(data['sampler']))}</p>")
     parts.append("<h2>Figures</h2>")
     captions = dict(FIGURES)
     parts += [figure_html(name, png, captions.get(name, name)) for name, png in figures.items()]
@@ -389,6 +445,9 @@ def render_html(data, figures: Mapping[str, bytes]) -> str:
 def render_markdown(data, figures: Iterable[str]) -> str:
     lines = [f"# {data['title']}", "", f"Written {data['created']} by bayes_scaling {data['bayes_scaling_version']}. "
              f"Intervals: {data['interval']}.", ""]
+    short = data.get("in_short") or in_short(data)
+    if short:
+        lines += ["## In short", ""] + [f"- {'**' + h + '**' if h.startswith('WARNING') else h}" for h in short] + [""]
     for tid, heading, header, rows in _tables(data):
         lines += [f"## {heading}", ""]
         head = header if any(header) else ["item", "value"]

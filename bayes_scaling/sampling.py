@@ -14,6 +14,7 @@ start dispersed, and R-hat means something), and runs NUTS with a dense mass mat
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from typing import Any, Mapping
@@ -24,7 +25,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.infer import MCMC, NUTS
 
-from .data import as_runs, check_enough_runs
+from . import checks, compile_cache, progress
+from .data import as_runs
 from .fitting import fit_point, on_accelerator
 from .laws import get_law, prior_text
 from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
@@ -39,71 +41,62 @@ _EXTRA = ("diverging", "accept_prob", "num_steps", "adapt_state.step_size", "ene
 _CACHE: dict = {}
 
 
-def _flat_potential(model, unravel):
-    """The potential energy of ``model`` as a function of a flat unconstrained vector and the model args."""
-    from numpyro.infer.util import potential_energy
-
-    return lambda v, args: potential_energy(model, args, {}, unravel(v))
-
-
-def _layout(z0) -> tuple:
-    """Site names, shapes and dtypes of an unconstrained point: the key under which a compiled function that
-    unravels flat vectors is cached (the same model on data of another shape has another layout; keyed by
-    names alone, a second shape reused the first one's unravel and failed)."""
-    return tuple((k, tuple(np.shape(z0[k])), str(jnp.result_type(z0[k]))) for k in sorted(z0))
+def _token(model, *parts) -> str | None:
+    """The cache token of a program built from ``model`` and settings ``parts`` (``None``: not storable)."""
+    tok = compile_cache.token_of(model)
+    return None if tok is None else repr((tok,) + tuple(sorted(p.items()) if isinstance(p, dict) else p for p in parts))
 
 
-def _hessian_fn(model, z0):
-    """Jitted Hessian of the potential energy in unconstrained coordinates (cached per model)."""
-    flat, unravel = ravel_pytree(z0)
-    key = ("hess", model, _layout(z0))
+def _laplace_fn(model, num_chains: int):
+    """One jitted program that starts the chains of ``model``: the sample-site values are mapped to unconstrained
+    coordinates, polished to the posterior mode there by L-BFGS on the potential energy (the values given are a
+    MAP in the fitter's coordinates, or, for hierarchical models, only per-family fits), and ``num_chains``
+    starts are drawn from N(mode, scale^2 H^-1), H the potential's Hessian at the mode; where H is not positive
+    definite, the mode plus 1e-3 jitter. Returns ``(starts, ok, chain_keys)``: the chains' random keys come from the
+    same key (``fold_in(key, 2)``, split per chain), so that one program does all of a sampler's set-up; cached per
+    (model, number of chains)."""
+    key = ("laplace", model, int(num_chains))
     if key not in _CACHE:
-        _CACHE[key] = jax.jit(jax.hessian(_flat_potential(model, unravel)))
-    return _CACHE[key], flat, unravel
+        from numpyro.infer.util import potential_energy, unconstrain_fn
 
+        from .fitting import _default_tols, _lbfgs_one
 
-def _mode_fn(model, z0):
-    """Jitted L-BFGS on the potential energy from a flat unconstrained start (cached per model)."""
-    from .fitting import _default_tols, _lbfgs_one
+        def starts(rng_key, values, args, scale):
+            flat, unravel = ravel_pytree(unconstrain_fn(model, args, {}, values))
+            pot = lambda v, a: potential_energy(model, a, {}, unravel(v))
+            gtol, ftol = _default_tols(flat.dtype)
+            mode = _lbfgs_one(pot, flat, (args,), 2000, jnp.asarray(gtol, flat.dtype), jnp.asarray(ftol, flat.dtype))[0]
+            flat = jnp.where(jnp.all(jnp.isfinite(mode)), mode, flat)
+            H = jax.hessian(pot)(flat, args)
+            L = jnp.linalg.cholesky(0.5 * (H + H.T))
+            ok = jnp.all(jnp.isfinite(L))
+            noise = jax.random.normal(jax.random.fold_in(rng_key, 1), (int(num_chains), flat.shape[0]), dtype=flat.dtype)
+            # x = mode + scale * L^-T n has covariance scale^2 H^-1
+            laplace = flat + scale * jax.scipy.linalg.solve_triangular(jnp.where(ok, L, jnp.eye(L.shape[0], dtype=L.dtype)).T,
+                                                                       noise.T, lower=False).T
+            chain_keys = jax.random.split(jax.random.fold_in(rng_key, 2), int(num_chains))
+            return jax.vmap(unravel)(jnp.where(ok, laplace, flat + 1e-3 * noise)), ok, chain_keys
 
-    _, unravel = ravel_pytree(z0)
-    key = ("mode", model, _layout(z0))
-    if key not in _CACHE:
-        pot = _flat_potential(model, unravel)
-
-        def solve(v, args):
-            gtol, ftol = _default_tols(v.dtype)
-            return _lbfgs_one(pot, v, (args,), 2000, jnp.asarray(gtol, v.dtype), jnp.asarray(ftol, v.dtype))[0]
-
-        _CACHE[key] = jax.jit(solve)
+        _CACHE[key] = jax.jit(starts)
     return _CACHE[key]
 
 
 def _laplace_inits(key, model, args, values, num_chains, scale):
-    """Unconstrained chain starts: draws from N(z_map, scale^2 H^-1), falling back to small jitter."""
-    from numpyro.infer.util import unconstrain_fn
+    """Unconstrained chain starts and the chains' keys (see :func:`_laplace_fn`): ``(starts, ok, chain_keys)``,
+    ``starts`` and ``chain_keys`` with a leading chain axis (NumPy arrays)."""
+    dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
+    values = {k: np.asarray(v, dtype) for k, v in values.items()}
+    z0s, ok, keys = compile_cache.run("laplace", _token(model, int(num_chains)), _laplace_fn(model, num_chains),
+                                      np.asarray(key, np.uint32), values, args, np.asarray(scale, dtype))
+    return jax.tree_util.tree_map(np.asarray, z0s), bool(ok), np.asarray(keys)
 
-    z0 = unconstrain_fn(model, args, {}, {k: jnp.asarray(v) for k, v in values.items()})
-    hess, flat, unravel = _hessian_fn(model, z0)
-    # polish the start to the posterior mode in these coordinates (the given values are a MAP in the
-    # fitter's coordinates, or, for hierarchical models, only per-family fits)
-    polished = np.asarray(_mode_fn(model, z0)(flat, args))
-    if np.all(np.isfinite(polished)):
-        flat = jnp.asarray(polished, flat.dtype)
-    H = np.asarray(hess(flat, args))
-    H = 0.5 * (H + H.T)
-    noise = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (num_chains, flat.shape[0]), dtype=flat.dtype))
-    try:
-        L = np.linalg.cholesky(H)
-        ok = bool(np.all(np.isfinite(L)))
-    except np.linalg.LinAlgError:
-        ok = False
-    if ok:
-        # x = z0 + scale * L^-T n has covariance scale^2 H^-1
-        starts = np.asarray(flat) + scale * np.linalg.solve(L.T, noise.T).T
-    else:
-        starts = np.asarray(flat) + 1e-3 * noise
-    return jax.vmap(unravel)(jnp.asarray(starts, flat.dtype)), ok
+
+def seed_key(seed: int) -> np.ndarray:
+    """``jax.random.PRNGKey(seed)`` (threefry) as a NumPy array, without a compiled program for it."""
+    seed = int(seed)
+    if 0 <= seed < 2 ** 32:
+        return np.array([0, seed], dtype=np.uint32)
+    return np.asarray(jax.random.PRNGKey(seed))
 
 
 def _mcmc(model, **settings):
@@ -195,14 +188,68 @@ def run_families(model, keys, z0s, args, *, family_chunk: int | None = None, dev
     compiled call, sharded over ``devices`` (default: every device of the default backend; on CPU, as many as
     ``jax.config.update("jax_num_cpu_devices", n)`` made, before JAX first ran). Families are padded to a
     multiple of the device count by repeating the last one, and the padding is dropped from the result.
-    ``family_chunk``: families vmapped together on each device (default 1 on CPU, all on GPU/TPU)."""
+    ``family_chunk``: families vmapped together on each device (default 1 on CPU, all on GPU/TPU).
+    On CPU the families run in up to 10 equal calls of the same compiled program (the last one padded), and
+    progress is reported after each (:mod:`bayes_scaling.progress`)."""
     F = int(jax.tree_util.tree_leaves(keys)[0].shape[0])
     n_dev = device_count(F, devices)
-    chunk = int(family_chunk or (-(-F // n_dev) if on_accelerator() else 1))
-    (keys, z0s, args), _ = pad_to_multiple((keys, z0s, args), n_dev)
-    samples, stats = trim(_families_fn(model, chunk, n_dev, **settings)(keys, z0s, args), F)
-    jax.block_until_ready(samples)
-    return samples, stats
+    calls = 1 if on_accelerator() else min(-(-F // n_dev), 10)
+    size = n_dev * -(-F // (n_dev * calls))
+    chunk = int(family_chunk or (size // n_dev if on_accelerator() else 1))
+    fn = _families_fn(model, chunk, n_dev, **settings)
+    tok = _token(model, chunk, n_dev, settings)
+    tree = jax.tree_util.tree_map(np.asarray, (keys, z0s, args))
+    parts = []
+    progress.report("sampling families", 0, F)
+    for start in range(0, F, size):
+        stop = min(start + size, F)
+        piece, _ = pad_to_multiple(jax.tree_util.tree_map(lambda a: a[start:stop], tree), size)
+        parts.append(trim(compile_cache.run("families", tok, fn, *piece), stop - start))
+        progress.report("sampling families", stop, F)
+    return tuple(jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *[p[i] for p in parts]) for i in (0, 1))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux: MemAvailable), or ``None`` where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_sampler_size(num_chains, num_warmup, num_samples, values_per_draw: int) -> None:
+    """Refuse, before any work, chain counts below 1 and draws that would not fit in memory: each draw keeps
+    ``values_per_draw`` numbers (parameters, noise, and the mean log loss of every run) plus 6 sample stats, in
+    float64, held about three times over (device, host, the saved record)."""
+    for name, v, least in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 1), ("num_samples", num_samples, 4)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
+            raise ValueError(f"{name} must be a whole number >= {least}" + (" (R-hat and ESS need 4 draws)" if least == 4 else "")
+                             + f", not {v!r}")
+    need = 3 * 8 * int(num_chains) * int(num_samples) * (int(values_per_draw) + 6)
+    avail = available_memory()
+    if avail is not None and need > 0.5 * avail:
+        raise ValueError(f"num_samples={num_samples} x num_chains={num_chains} would hold ~{need / 2**30:.1f} GB of draws "
+                         f"({values_per_draw + 6} numbers each), more than half the {avail / 2**30:.1f} GB available; "
+                         "draw fewer (a few thousand draws are plenty for 90% intervals)")
+
+
+def runs_sha256(runs, names) -> str:
+    """SHA-256 of the data a posterior is sampled on: the float64 bytes of the loss and of each input column used
+    (in ``names`` order). Another table with the same number of rows has another hash."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("loss",) + tuple(names):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(np.asarray(runs.column(name), np.float64)).tobytes())
+    return h.hexdigest()
 
 
 def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, num_chains=4, chain_method="auto",
@@ -211,10 +258,15 @@ def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, 
     """NUTS on ``model(*args)`` with chains started at Laplace draws around ``values`` (sample-site values
     at the MAP point). Returns ``(samples, stats, laplace_ok, chain_method)``: NumPy arrays shaped
     ``(chain, draw, ...)`` for every site (deterministic ones included) and the sample stats. Sequential
-    chains are spread over the devices there are (``devices`` caps how many; see :func:`_chain_devices`)."""
-    key = jax.random.PRNGKey(seed)
-    k_init, k_run = jax.random.split(key)
-    init_params, laplace_ok = _laplace_inits(k_init, model, args, values, num_chains, init_scale)
+    chains are spread over the devices there are (``devices`` caps how many; see :func:`_chain_devices`).
+    ``progress_bar``: report chains as they finish on stderr (:mod:`bayes_scaling.progress`)."""
+    if progress_bar and not progress.active():
+        with progress.reporting():
+            return run_nuts(model, args, values, seed=seed, num_warmup=num_warmup, num_samples=num_samples,
+                            num_chains=num_chains, chain_method=chain_method, dense_mass=dense_mass,
+                            target_accept=target_accept, max_tree_depth=max_tree_depth, init_scale=init_scale,
+                            regularize_mass_matrix=regularize_mass_matrix, devices=devices)
+    init_params, laplace_ok, keys = _laplace_inits(seed_key(seed), model, args, values, num_chains, init_scale)
     if chain_method == "auto":
         chain_method = "vectorized" if on_accelerator() else "sequential"
     if chain_method not in ("vectorized", "sequential", "parallel"):
@@ -222,26 +274,36 @@ def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, 
     settings_ = dict(dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth),
                      num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
                      chain_method=chain_method, regularize=bool(regularize_mass_matrix))
-    if chain_method == "parallel" or progress_bar:
+    if chain_method == "parallel":
         if num_chains == 1:
             init_params = jax.tree_util.tree_map(lambda a: a[0], init_params)
-        mcmc = _mcmc(model, progress_bar=bool(progress_bar), **settings_)
+        mcmc = _mcmc(model, progress_bar=False, **settings_)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="There are not enough devices")
-            mcmc.run(k_run, *args, extra_fields=_EXTRA, init_params=init_params)
+            mcmc.run(jnp.asarray(keys[0]), *args, extra_fields=_EXTRA, init_params=init_params)
         samples = mcmc.get_samples(group_by_chain=True)
         extra = mcmc.get_extra_fields(group_by_chain=True)
         stats = {"diverging": extra["diverging"], "acceptance_rate": extra["accept_prob"], "n_steps": extra["num_steps"],
                  "step_size": extra["adapt_state.step_size"], "energy": extra["energy"]}
+        progress.report("sampling chains", num_chains, num_chains)
     else:
-        keys = jax.random.split(k_run, num_chains)
+        # sequential chains run in groups, one chain per device at a time (one group: every chain vectorised);
+        # each group is one call of the same compiled program, and progress is reported between groups
         n_dev = _chain_devices(chain_method, num_chains, devices)
+        group = n_dev if chain_method == "sequential" else num_chains
+        program = dict(settings_, num_chains=group)
         if n_dev > 1:
-            # chains spread over the devices: each chain's draws are those it gives on one device
-            (keys, init_params), _ = pad_to_multiple((keys, init_params), n_dev)
-            samples, stats = trim(_sharded_chains_fn(model, n_dev, **settings_)(keys, init_params, args), num_chains)
+            fn, tok = _sharded_chains_fn(model, n_dev, **program), _token(model, n_dev, program)
         else:
-            samples, stats = _chains_fn(model, **settings_)(keys, init_params, args)
+            fn, tok = _chains_fn(model, **program), _token(model, 1, program)
+        parts = []
+        progress.report("sampling chains", 0, num_chains)
+        for start in range(0, num_chains, group):
+            sl = slice(start, min(start + group, num_chains))
+            (k_g, z_g), _ = pad_to_multiple((keys[sl], jax.tree_util.tree_map(lambda a: a[sl], init_params)), group)
+            parts.append(trim(compile_cache.run("chains", tok, fn, k_g, z_g, args), sl.stop - sl.start))
+            progress.report("sampling chains", sl.stop, num_chains)
+        samples, stats = (jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *[p[i] for p in parts]) for i in (0, 1))
     jax.block_until_ready(samples)
     samples = {k: np.asarray(v) for k, v in samples.items()}
     stats = {k: np.asarray(v) for k, v in stats.items()}
@@ -298,8 +360,9 @@ def sample_posterior(
     law = get_law(law)
     runs = as_runs(runs)
     noise_varies_with_compute, names = noise_inputs(law, runs, noise_varies_with_compute)
-    extra_noise = 1 + int(noise_varies_with_compute)
-    check_enough_runs(runs, law.num_free + extra_noise, law.name)
+    check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) + 3 + len(runs))
+    early = checks.check_run_count(len(runs), law, "posterior", runs.source)
+    data_warnings = early + checks.data_warnings(runs, law, kind="posterior")
     if not jax.config.jax_enable_x64:
         warnings.warn("sampling in float32: enable float64 with jax.config.update('jax_enable_x64', True) "
                       "for reliable posteriors", stacklevel=2)
@@ -307,7 +370,7 @@ def sample_posterior(
     model = make_model(law, likelihood=likelihood, shape=shape, priors=priors, noise_scale=noise_scale,
                        noise_varies_with_compute=noise_varies_with_compute)
     X = {k: jnp.asarray(v, dtype) for k, v in runs.inputs(names).items()}
-    logy = jnp.log(jnp.asarray(runs.loss, dtype))
+    logy = jnp.asarray(np.log(runs.loss), dtype)
     center = centre_of(law, {k: np.asarray(v) for k, v in X.items()})
     t0 = time.perf_counter()
     # the MAP point under a likelihood the optax fitter has (Student-t stands in for the Huber density)
@@ -337,7 +400,7 @@ def sample_posterior(
         "num_samples": num_samples,
         "num_chains": num_chains,
         "chain_method": chain_method,
-        "devices": 1 if progress_bar else _chain_devices(chain_method, num_chains, devices),
+        "devices": _chain_devices(chain_method, num_chains, devices),
         "dense_mass": dense_mass,
         "target_accept": target_accept,
         "max_tree_depth": max_tree_depth,
@@ -345,6 +408,8 @@ def sample_posterior(
         "init": "MAP + Laplace draws" if laplace_ok else "MAP + small jitter (Hessian not positive definite)",
         "center": center,
         "seconds": seconds,
+        "data_warnings": data_warnings,
+        "data_sha256": runs_sha256(runs, names),
     }
     return Posterior(
         law=law,

@@ -5,7 +5,6 @@ batch point fits, batch posteriors and one posterior's chains alike."""
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["device_count", "pad_to_multiple", "trim", "sharded"]
@@ -19,17 +18,19 @@ def device_count(items: int, requested: int | None = None) -> int:
 
 
 def pad_to_multiple(tree, multiple: int):
-    """``(tree, pad)``: every leaf's leading axis padded to a multiple of ``multiple`` by repeating its last item."""
+    """``(tree, pad)``: every leaf's leading axis padded to a multiple of ``multiple`` by repeating its last item.
+    Leaves come back as NumPy arrays (host memory, on no device yet), which a sharded program spreads itself."""
+    tree = jax.tree_util.tree_map(np.asarray, tree)
     size = int(jax.tree_util.tree_leaves(tree)[0].shape[0])
     pad = (-size) % int(multiple)
     if pad:
-        tree = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)], axis=0), tree)
+        tree = jax.tree_util.tree_map(lambda a: np.concatenate([a, np.repeat(a[-1:], pad, axis=0)], axis=0), tree)
     return tree, pad
 
 
 def trim(tree, size: int):
-    """Every leaf's leading axis cut back to ``size`` (the padding dropped)."""
-    return jax.tree_util.tree_map(lambda a: a[:size], tree)
+    """Every leaf's leading axis cut back to ``size`` (the padding dropped), as NumPy arrays."""
+    return jax.tree_util.tree_map(lambda a: np.asarray(a)[:size], tree)
 
 
 def sharded(fn, num_devices: int, axis: str, split: tuple[bool, ...]):

@@ -13,14 +13,17 @@ jax.config.update("jax_enable_x64", True)
 # the CLI puts one CPU device on each core when it is the first thing to run JAX in a process; in-process CLI
 # tests keep one device whatever their order (tests/test_jobs.py checks the several-device CLI in a subprocess)
 os.environ.setdefault("BAYES_SCALING_CPU_DEVICES", "1")
+# in-process CLI tests compile in the process only (no programs written to the user's cache folder);
+# tests/test_compile_cache.py checks the cache in fresh processes of their own
+os.environ["BAYES_SCALING_CACHE_DIR"] = "off"
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"  # real tables the tests read, with attribution (README.md there)
 
 
-def shared(*parts) -> Path:
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared data not found: {path}")
+def data(name: str) -> Path:
+    """A real run table bundled with the tests (see tests/data/README.md); a missing one is an error, not a skip."""
+    path = DATA / name
+    assert path.is_file(), f"tests/data/{name} is missing (it ships with the repository)"
     return path
 
 
@@ -43,7 +46,7 @@ def datablations_182():
     from bayes_scaling import load_runs
 
     return load_runs(
-        shared("muennighoff2023_datablations", "c4_runs_default_fit_subset_DERIVED.csv"),
+        data("c4_runs_default_fit_subset_DERIVED.csv"),
         N="N_params", D="D_tokens", U="U_unique_tokens", loss="val_loss",
     )
 
@@ -83,7 +86,7 @@ POR_CONFIG = ["dataset", "hparams", "warmup", "decay", "param_count", "loss_spli
 def porian(sel):
     import pandas as pd
 
-    pts = pd.read_csv(shared("porian2024_isoflop", "isoflop_points.csv"))
+    pts = pd.read_csv(data("isoflop_points.csv"))
     for k, v in zip(POR_CONFIG, sel):
         pts = pts[pts[k] == v]
     return pts
@@ -94,7 +97,7 @@ def zhang_critical_batch():
     """Zhang et al. 2024's sweep (steps to the target per model size and batch size in sequences)."""
     from bayes_scaling.batch_size import critical_batch_size
 
-    path = shared("zhang2024_critical_batch", "steps_to_target_loss_DERIVED.csv")
+    path = data("steps_to_target_loss_DERIVED.csv")
     return critical_batch_size(path, batch="batch_size_seqs", steps="steps_to_target", group="model_size", **SWEEP_FAST)
 
 

@@ -10,14 +10,14 @@ import pytest
 from bayes_scaling import compute_optimal, fit_point, load_runs
 from bayes_scaling.batch import fit_point_batch, make_batch
 
-from conftest import shared
+from conftest import data
 
 CONFIG = ["dataset", "hparams", "warmup", "decay", "param_count", "loss_split"]
 
 
 @pytest.fixture(scope="module")
 def porian():
-    return load_runs(shared("porian2024_isoflop", "isoflop_points.csv"), N="n", D="t", C="flops", loss="loss", family=CONFIG)
+    return load_runs(data("isoflop_points.csv"), N="n", D="t", C="flops", loss="loss", family=CONFIG)
 
 
 def test_make_batch_pads_and_masks(porian):
@@ -70,7 +70,7 @@ def test_bootstrap_batch_matches_epoch_reference(chinchilla_runs):
 
     boot = bootstrap_point("chinchilla", chinchilla_runs, num_resamples=1000, seed=0)
     assert boot["converged"].all()
-    ref = pd.read_csv(shared("epoch_chinchilla", "reference_bootstrap_4000_DERIVED.csv"))
+    ref = pd.read_csv(data("reference_bootstrap_4000_DERIVED.csv"))
     ref_p = {"E": np.exp(ref["e_logE"].to_numpy()), "A": np.exp(ref["a_logA"].to_numpy()), "B": np.exp(ref["b_logB"].to_numpy()),
              "alpha": ref["alpha"].to_numpy(), "beta": ref["beta"].to_numpy()}
     ours = {"alpha": boot["params"]["alpha"], "beta": boot["params"]["beta"],
@@ -95,16 +95,19 @@ def test_batch_posteriors_match_single_family_posteriors():
 
     rng = np.random.default_rng(0)
     rows = []
-    for f, n in enumerate((40, 55, 4)):
+    for f, n in enumerate((40, 55, 4, 1)):
         N = np.exp(rng.uniform(np.log(3e7), np.log(3e9), n))
         D = np.exp(rng.uniform(np.log(5e8), np.log(5e10), n))
         y = (1.7 + 0.05 * f + 400 * N ** -0.34 + 1500 * D ** -0.30) * np.exp(0.01 * rng.standard_normal(n))
         rows.append(pd.DataFrame({"N": N, "D": D, "loss": y, "fam": f"f{f}"}))
     runs = load_runs(pd.concat(rows, ignore_index=True), family="fam")
     batch = sample_posterior_batch("chinchilla", runs, num_warmup=400, num_samples=400, num_chains=2)
-    assert set(batch.posteriors) == {"f0", "f1"} and "f2" in batch.skipped  # 4 runs: reported, not crashed on
-    assert isinstance(batch.failing(), dict)
-    for fam, post in batch.posteriors.items():
+    # 4 runs: sampled (the priors regularise) and flagged; 1 run: skipped, as a single posterior refuses it
+    assert set(batch.posteriors) == {"f0", "f1", "f2"} and set(batch.skipped) == {"f3"}
+    assert "needs at least 2" in batch.skipped["f3"]
+    assert any("the priors, not the runs" in p for p in batch.failing()["f2"])
+    for fam in ("f0", "f1"):
+        post = batch.posteriors[fam]
         assert post.draws["alpha"].shape == (2, 400) and post.log_loss_mean.shape[-1] == len(post.observed["loss"])
         single = sample_posterior("chinchilla", runs.select(runs.family == fam), num_warmup=400, num_samples=400,
                                   num_chains=2, seed=5)
@@ -114,7 +117,7 @@ def test_batch_posteriors_match_single_family_posteriors():
             mcse = np.hypot(np.std(a) / np.sqrt(ess_bulk(a)), np.std(b) / np.sqrt(ess_bulk(b)))
             assert abs(np.median(a) - np.median(b)) < 4 * mcse + 1e-9, (fam, name)
     table = batch.forecast([1e21, 1e23], prob=0.8)
-    assert len(table) == 4 and list(table["family"].unique()) == ["f0", "f1"]
+    assert len(table) == 6 and list(table["family"].unique()) == ["f0", "f1", "f2"]
 
 
 def test_sharded_equals_unsharded():

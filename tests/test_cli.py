@@ -15,7 +15,7 @@ import pytest
 from bayes_scaling.cli import main
 from bayes_scaling.datasets import chinchilla_path
 
-from conftest import shared
+from conftest import data
 
 
 def _run(capsys, *argv):
@@ -36,7 +36,9 @@ def renamed_csv(tmp_path_factory):
 
 def test_demo_prints_parameters_and_forecast(capsys, tmp_path):
     code, out, err = _run(capsys, "demo", "--point-only", "--json", str(tmp_path / "demo.json"))
-    assert code == 0, err
+    # exit 1: the default budgets reach 1e25 FLOPs, 772x the largest run, which is flagged in words
+    assert code == 1, err
+    assert "budget 1e+25 FLOPs is 772x the largest run" in out and "FLAGGED" in out
     assert "objective: 0.00101827" in out
     assert "alpha      0.3473" in out
     for head in ("budget", "N_opt", "D_opt", "D/N", "L*"):
@@ -53,7 +55,7 @@ def test_fit_with_column_mapping_and_json_overwrite_rules(capsys, renamed_csv, t
     args = ["fit", str(path), "--law", "chinchilla", "--N", "params", "--C", "flops", "--loss", "val_loss",
             "--budgets", "1e21", "1e23", "1e25", "--json", str(out_json)]
     code, out, err = _run(capsys, *args)
-    assert code == 0, err
+    assert code == 1 and "772x the largest run" in out, err  # 1e25 is far beyond the runs: flagged
     res = json.loads(out_json.read_text())
     assert [r["budget"] for r in res["forecast"]] == [1e21, 1e23, 1e25]
     assert res["objective"] <= 1.01830e-3
@@ -63,7 +65,7 @@ def test_fit_with_column_mapping_and_json_overwrite_rules(capsys, renamed_csv, t
     code, out, err = _run(capsys, *args)
     assert code == 2 and "exists; not overwriting" in err and out_json.read_text() == "precious"
     code, out, err = _run(capsys, *args, "--force")
-    assert code == 0 and json.loads(out_json.read_text())["law"] == "chinchilla"
+    assert code == 1 and json.loads(out_json.read_text())["law"] == "chinchilla"
 
 
 def test_laws_lists_every_formula(capsys):
@@ -74,10 +76,11 @@ def test_laws_lists_every_formula(capsys):
 
 
 def test_data_constrained_from_the_shell(capsys):
-    path = shared("muennighoff2023_datablations", "c4_runs_default_fit_subset_DERIVED.csv")
+    path = data("c4_runs_default_fit_subset_DERIVED.csv")
     code, out, err = _run(capsys, "fit", str(path), "--law", "data_constrained", "--N", "N_params", "--D", "D_tokens",
-                          "--U", "U_unique_tokens", "--loss", "val_loss", "--fix", "muennighoff_base", "--input", "U=25e9")
-    assert code == 0, err
+                          "--U", "U_unique_tokens", "--loss", "val_loss", "--fix", "muennighoff_base", "--input", "U=25e9",
+                          "--budgets", "1e21", "1e22")
+    assert code == 0, out + err
     assert "R_D_star" in out and "(fixed)" in out and "U = 2.5e+10" in out
     objective = float(out.split("objective: ")[1].split()[0])
     assert objective <= 0.015807
@@ -123,7 +126,7 @@ def test_empty_table_too_few_runs_and_missing_file(capsys, tmp_path):
     few = tmp_path / "few.csv"
     pd.DataFrame({"N": [1e8, 2e8, 4e8], "D": [1e9, 2e9, 4e9], "loss": [3.0, 2.9, 2.8]}).to_csv(few, index=False)
     code, _, err = _run(capsys, "fit", str(few))
-    assert code == 2 and "3 runs but law 'chinchilla' has 5 free parameters" in err
+    assert code == 2 and "3 runs; a least-squares fit of law 'chinchilla' needs at least 5" in err
     code, _, err = _run(capsys, "fit", str(tmp_path / "missing.csv"))
     assert code == 2 and "missing.csv: no such file" in err
 

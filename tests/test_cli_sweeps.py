@@ -105,7 +105,11 @@ def test_hyperparams_command(tmp_path, capsys):
     assert p["lo"] < -0.125 < p["hi"] and abs(p["median"] + 0.125) < 0.03
     truth = 0.3118 * 1e23 ** -0.125
     f = res["forecast"][0]
-    assert f["C"] == 1e23 and f["one_new_optimum"]["lo"] <= f["law"]["lo"] < truth < f["law"]["hi"] <= f["one_new_optimum"]["hi"]
+    assert f["C"] == 1e23 and f["law"]["lo"] < truth < f["law"]["hi"]
+    # one new optimum scatters about the law by tau: its interval holds the law's median and is not narrower than the
+    # law's (both are quantiles of 2 x 200 draws: 2% Monte-Carlo slack)
+    one, law_ = f["one_new_optimum"], f["law"]
+    assert one["lo"] < law_["median"] < one["hi"] and one["hi"] - one["lo"] >= 0.98 * (law_["hi"] - law_["lo"])
     assert res["points"]["C"] == sorted(res["points"]["C"]) and len(res["points"]["y"]) == 7
     # bad input: one line naming the problem, exit 2, nothing written over
     df = pd.read_csv(csv)

@@ -9,7 +9,7 @@ import pytest
 from bayes_scaling import fit_point, load_chinchilla, load_runs
 from bayes_scaling.datasets import chinchilla_path
 
-from conftest import shared
+from conftest import data
 
 
 def _df(**cols):
@@ -25,7 +25,7 @@ def test_bundled_chinchilla_matches_shared_copy():
     # the standard subset drops exactly the 5 highest losses
     all_runs = load_chinchilla("all")
     assert np.sort(all_runs.loss)[-5:].min() > runs.loss.max()
-    raw = pd.read_csv(shared("epoch_chinchilla", "svg_extracted_data.csv"))
+    raw = pd.read_csv(data("svg_extracted_data.csv"))
     bundled = pd.read_csv(chinchilla_path())
     pd.testing.assert_frame_equal(raw, bundled)
     np.testing.assert_allclose(runs.D * runs.N * 6, runs.C, rtol=1e-12)
@@ -91,7 +91,8 @@ def test_empty_table_and_empty_file(tmp_path):
 
 def test_fewer_runs_than_free_parameters():
     runs = load_runs(_df().iloc[:4])
-    with pytest.raises(ValueError, match=r"4 runs but law 'chinchilla' has 5 free parameters"):
+    with pytest.raises(ValueError, match=r"4 runs; a least-squares fit of law 'chinchilla' needs at least 5 \(the law's 5 "
+                                         r"parameters: E, A, B, alpha, beta; noise is not counted\)"):
         fit_point("chinchilla", runs)
 
 

@@ -73,10 +73,10 @@ def test_partial_pooling_runs_and_reports_population(families):
 
 
 def test_pooled_model_on_porian_configurations():
-    from conftest import shared
+    from conftest import data
 
     cols = ["dataset", "hparams", "warmup", "decay", "param_count", "loss_split"]
-    runs = load_runs(shared("porian2024_isoflop", "isoflop_points.csv"), N="n", D="t", C="flops", loss="loss", family=cols)
+    runs = load_runs(data("isoflop_points.csv"), N="n", D="t", C="flops", loss="loss", family=cols)
     post = sample_hierarchical("chinchilla", runs, num_warmup=500, num_samples=500, num_chains=2, seed=0)
     assert len(post.families) == 15
     d = post.diagnostics()

@@ -84,7 +84,7 @@ def test_cli_family_fit_and_resume(many_families, tmp_path, capsys):
     os.remove(out / "chunks" / "chunk_00003.json")
     for f in ("families.csv", "forecast.csv", "families.json"):
         os.remove(out / f)
-    assert main(args + ["--resume"]) == 0
+    assert main(args + ["--resume", "--progress"]) == 0  # progress lines: on a terminal by default, here asked for
     err = capsys.readouterr().err
     assert err.count("done earlier") == 3 and err.count("fitted") == 1
     pd.testing.assert_frame_equal(first, pd.read_csv(out / "families.csv"))

@@ -112,9 +112,9 @@ def test_allocation_fan_chart(small_posterior, quantity):
     png(ax)
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log" and ax.get_ylabel() == quantity
     fan = bands(ax)
-    assert len(fan) == 3
+    assert len(fan) == 4  # the default fan (50, 80, 95%) and the report's mass, 90%
     widths = [np.ptp(np.log(b.get_paths()[0].vertices[:, 1])) for b in fan]
-    assert widths[0] >= widths[1] >= widths[2]  # 95% drawn first (widest), then 80%, then 50%
+    assert widths[0] >= widths[1] >= widths[2] >= widths[3]  # 95% drawn first (widest), then 90%, 80%, 50%
     x = fan[0].get_paths()[0].vertices[:, 0]
     assert x.max() >= 2.9 * max(BUDGETS)
     ref = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"][0]
@@ -311,3 +311,223 @@ def test_critical_batch_law_reaches_the_forecasts(zhang_critical_batch, zhang_si
     assert len(bands(ax)) == 1 and len(markers(ax)) == 1 and len(markers(ax)[0][0]) == len(gx)
     with pytest.raises(ValueError, match="by must name"):
         plots.plot_critical_batch_law(post, by="lr")
+
+
+# ---- what the legends claim is what is drawn, visibly; labels keep clear of the runs; the data's end is marked ---------
+def line_labelled(ax, start):
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith(start)]
+    return line
+
+
+def band_labelled(ax, start):
+    (band,) = [b for b in bands(ax) if b.get_label().startswith(start)]
+    return band
+
+
+def errorbar_extents(ax):
+    """(lo, hi) of the first non-empty errorbar container's vertical bars."""
+    c = [c for c in ax.containers if len(c.lines[0].get_xdata())][0]
+    segs = c.lines[2][0].get_segments()
+    return np.array([s[:, 1].min() for s in segs]), np.array([s[:, 1].max() for s in segs])
+
+
+def band_edges(band):
+    """``(x, lower, upper)`` of a fill_between band (its path: start, lower edge, upper edge backwards, close)."""
+    v = band.get_paths()[0].vertices
+    n = (len(v) - 3) // 2
+    lower, upper = v[1:n + 1], v[n + 2:2 * n + 2][::-1]
+    assert np.allclose(lower[:, 0], upper[:, 0])
+    return lower[:, 0], lower[:, 1], upper[:, 1]
+
+
+def quantiles(draws, prob):
+    return np.quantile(draws.reshape(-1, draws.shape[-1]), [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+
+
+@pytest.mark.parametrize("prob", [0.9, 0.8])
+def test_allocation_intervals_are_the_prob_intervals(small_posterior, prob):
+    """The error bars at the budgets are the forecast table's ``prob`` intervals, and the fan holds a band of that mass."""
+    post = small_posterior
+    ax = plots.plot_allocation(post, BUDGETS, quantity="N_opt", prob=prob)
+    fc = post.forecast(BUDGETS, prob=prob)
+    lo, hi = errorbar_extents(ax)
+    np.testing.assert_allclose(lo, fc["N_opt_lo"], rtol=1e-9)
+    np.testing.assert_allclose(hi, fc["N_opt_hi"], rtol=1e-9)
+    # the fan: 50, 80, 95% and prob, each named in the legend; the prob band is the prob interval of N_opt's draws
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    masses = sorted({0.5, 0.8, 0.95, prob})
+    assert sorted(lab.split("%")[0] for lab in labels if "% interval" in lab) == sorted(f"{100 * q:g}" for q in masses)
+    assert f"target budgets, {100 * prob:g}%" in labels
+    band = band_labelled(ax, f"{100 * prob:g}% interval")
+    C, lo_b, hi_b = band_edges(band)
+    np.testing.assert_allclose(C, line_labelled(ax, "median").get_xdata(), rtol=1e-12)
+    qlo, qhi = quantiles(post.n_opt(C), prob)
+    np.testing.assert_allclose(lo_b, qlo, rtol=1e-9)
+    np.testing.assert_allclose(hi_b, qhi, rtol=1e-9)
+
+
+def band_width_points(ax, band):
+    """Per grid point of ``band``: its x and its height on screen in points (draw the figure first)."""
+    x, lo, hi = band_edges(band)
+    lo_d = ax.transData.transform(np.c_[x, lo])[:, 1]
+    hi_d = ax.transData.transform(np.c_[x, hi])[:, 1]
+    return x, (hi_d - lo_d) * 72.0 / ax.figure.dpi
+
+
+def test_frontier_band_shows_beside_the_median(small_posterior):
+    """The L*(C) band is outlined and the median drawn over it is thinner than the band where it extrapolates: the band
+    shows on both sides of the line wherever it is wider than a pixel."""
+    post = small_posterior
+    ax = plots.plot_loss_frontier(post, BUDGETS)
+    ax.figure.canvas.draw()
+    pred, mean = bands(ax)
+    median = line_labelled(ax, "L*(C), median")
+    assert mean.get_linewidth()[0] >= 0.5 and mean.get_edgecolor()[0][3] >= 0.8  # the band's edges are drawn
+    assert median.get_zorder() > mean.get_zorder() and median.get_linewidth() <= 1.0
+    x, w = band_width_points(ax, mean)
+    C_max = np.max(6 * post.observed["N"] * post.observed["D"])
+    beyond = x > C_max
+    assert beyond.sum() >= 10 and np.all(w[beyond] > median.get_linewidth())
+    # wherever the band is wider than a pixel, its outline reaches out past the median line
+    pixel = 72.0 / ax.figure.dpi
+    wide = w > pixel
+    assert np.all(w[wide] + mean.get_linewidth()[0] > median.get_linewidth() + pixel / 2)
+    # the budgets' error bars are the forecast table's intervals of L*
+    fc = post.forecast(BUDGETS)
+    lo, hi = errorbar_extents(ax)
+    np.testing.assert_allclose(lo, fc["L*_lo"], rtol=1e-9)
+    np.testing.assert_allclose(hi, fc["L*_hi"], rtol=1e-9)
+
+
+CLAIM = r"(\d+(?:\.\d+)?)% (?:band|interval|posterior-predictive band)"
+
+
+def claimed_masses(ax):
+    import re
+
+    texts = [ax.get_title()] + ([t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [])
+    return {float(m) for t in texts for m in re.findall(CLAIM, t)}
+
+
+FIGURES = {
+    "fit": lambda post, req: plots.plot_fit(post, num_curves=3),
+    "frontier": lambda post, req: plots.plot_loss_frontier(post, BUDGETS),
+    "allocation": lambda post, req: plots.plot_allocation(post, BUDGETS),
+    "families": lambda post, req: plots.plot_families({"a": post}, BUDGETS).ravel()[0],
+    "families_allocation": lambda post, req: plots.plot_families({"a": post}, BUDGETS, kind="allocation").ravel()[0],
+    "predictive_check": lambda post, req: plots.plot_predictive_check(post),
+    "isoflop": lambda post, req: plots.plot_isoflop(req.getfixturevalue("porian_tuned")),
+    "isoflop_vertices": lambda post, req: plots.plot_isoflop_vertices(req.getfixturevalue("porian_tuned"), [1e21]),
+    "critical_batch": lambda post, req: plots.plot_critical_batch(req.getfixturevalue("zhang_critical_batch")),
+    "critical_batch_law": lambda post, req: plots.plot_critical_batch_law(req.getfixturevalue("zhang_critical_batch"),
+                                                                          req.getfixturevalue("zhang_size_law")),
+}
+
+
+@pytest.mark.parametrize("figure", list(FIGURES))
+def test_claimed_bands_are_drawn_visibly(small_posterior, request, figure):
+    """A figure whose title or legend names a band of some mass draws that mass (the default 90%, and for fan charts the
+    masses of its legend), and draws it so that it shows: outlined (or a wide filled band), under lines no wider than 1 pt."""
+    ax = FIGURES[figure](small_posterior, request)
+    claimed = claimed_masses(ax)
+    assert claimed and 90.0 in claimed
+    drawn = bands(ax)
+    assert drawn
+    labelled = {float(b.get_label().split("%")[0].split()[-1]) for b in drawn if "%" in b.get_label()}
+    assert labelled <= claimed  # every band named in the legend is one the figure claims
+    if figure != "predictive_check":  # there the band is the check itself, wide and with no line on it
+        outlined = [b for b in drawn if b.get_linewidth()[0] > 0]
+        assert outlined and all(b.get_edgecolor()[0][3] >= 0.8 for b in outlined)
+        medians = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+        assert medians and all(ln.get_linewidth() <= 1.0 for ln in medians)
+
+
+def test_fit_bands_are_the_prob_bands(small_posterior):
+    """plot_fit's title says 90% bands: each curve's band is the 90% interval of the law's loss over the draws."""
+    import jax
+    import jax.numpy as jnp
+
+    post = small_posterior
+    ax = plots.plot_fit(post, num_curves=3)
+    assert "90% bands" in ax.get_title()
+    logN = np.log10(post.observed["N"])
+    for level, band in zip(np.linspace(logN.min(), logN.max(), 3), bands(ax)):
+        D, lo, hi = band_edges(band)
+        vals = post.derive(lambda p, N=10.0 ** level: jax.vmap(
+            lambda d: jnp.exp(post.law.log_loss(p, {"N": N, "D": d})))(jnp.asarray(D)))
+        qlo, qhi = quantiles(vals, 0.9)
+        np.testing.assert_allclose(lo, qlo, rtol=1e-9)
+        np.testing.assert_allclose(hi, qhi, rtol=1e-9)
+
+
+def scatter_display(ax):
+    pts = [c.get_offset_transform().transform(np.asarray(c.get_offsets(), float)) for c in ax.collections
+           if isinstance(c, PathCollection) and len(c.get_offsets())]
+    return np.concatenate(pts) if pts else np.zeros((0, 2))
+
+
+def markers_display(ax):
+    pts = [ln.get_transform().transform(np.asarray(ln.get_xydata(), float)) for ln in ax.get_lines()
+           if ln.get_marker() not in (None, "None", "none", "") and len(ln.get_xdata())]
+    return np.concatenate(pts) if pts else np.zeros((0, 2))
+
+
+def label_boxes(t, renderer):
+    """A label's text extent and, when it has one, its box's."""
+    patch = t.get_bbox_patch()
+    return [t.get_window_extent(renderer)] + ([patch.get_window_extent(renderer)] if patch is not None else [])
+
+
+def covers(bb, pts):
+    return np.count_nonzero((pts[:, 0] >= bb.x0) & (pts[:, 0] <= bb.x1) & (pts[:, 1] >= bb.y0) & (pts[:, 1] <= bb.y1))
+
+
+@pytest.mark.parametrize("dpi", [100, 50])
+def test_frontier_labels_keep_clear_of_the_runs(small_posterior, dpi):
+    """Each L* label at a target budget (text and its white box) covers no run and no error bar marker, and stays in the
+    axes, at whatever resolution the figure is drawn (the place is chosen when drawn)."""
+    ax = plots.plot_loss_frontier(small_posterior, BUDGETS)
+    fig = ax.figure
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    labels = ax.texts
+    assert [t.get_text() for t in labels] == [f"{v:.3f}" for v in small_posterior.forecast(BUDGETS)["L*"]]
+    runs, marks = scatter_display(ax), markers_display(ax)
+    assert len(runs) == 240
+    renderer = fig.canvas.get_renderer()
+    for t in labels:
+        for bb in label_boxes(t, renderer):
+            assert covers(bb, runs) == 0, t.get_text()
+            assert covers(bb, marks) == 0, t.get_text()
+            assert ax.bbox.x0 <= bb.x0 and bb.x1 <= ax.bbox.x1 and ax.bbox.y0 <= bb.y0 and bb.y1 <= ax.bbox.y1
+
+
+@pytest.mark.parametrize("kind", ["frontier", "allocation"])
+def test_labels_keep_clear_of_markers_legend_and_each_other(small_posterior, kind):
+    """In small panels too (the families figure), no budget label covers a marker, the legend or another label."""
+    axes = plots.plot_families({"a": small_posterior, "b": small_posterior}, BUDGETS, kind=kind)
+    fig = axes.ravel()[0].figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in axes.ravel():
+        boxes = [label_boxes(t, renderer)[-1] for t in ax.texts]
+        assert len(boxes) == len(BUDGETS)
+        pts = np.concatenate([scatter_display(ax), markers_display(ax)])
+        legend = ax.get_legend()
+        for i, bb in enumerate(boxes):
+            assert covers(bb, pts) == 0
+            if legend is not None:
+                assert not bb.overlaps(legend.get_window_extent(renderer))
+            assert not any(bb.overlaps(other) for other in boxes[i + 1:])
+
+
+@pytest.mark.parametrize("kind", ["frontier", "allocation"])
+def test_largest_run_marks_where_extrapolation_begins(small_posterior, kind):
+    post = small_posterior
+    make = plots.plot_loss_frontier if kind == "frontier" else plots.plot_allocation
+    ax = make(post, BUDGETS)
+    line = line_labelled(ax, "largest run")
+    C_max = np.max(6 * post.observed["N"] * post.observed["D"])
+    np.testing.assert_allclose(line.get_xdata(), [C_max, C_max], rtol=1e-12)
+    assert line.get_linestyle() == ":"
+    assert "largest run" in [t.get_text().split(" (")[0] for t in ax.get_legend().get_texts()]

@@ -13,7 +13,7 @@ from bayes_scaling.diagnostics import ess_bulk, ess_tail, rhat
 from bayes_scaling.laws import MUENNIGHOFF_BASE
 from bayes_scaling.model import make_model
 
-from conftest import shared
+from conftest import data
 
 EPOCH_95 = {"E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}
 
@@ -25,7 +25,7 @@ def chinchilla_posterior(chinchilla_runs):
 
 @pytest.fixture(scope="module")
 def bootstrap():
-    df = pd.read_csv(shared("epoch_chinchilla", "reference_bootstrap_4000_DERIVED.csv"))
+    df = pd.read_csv(data("reference_bootstrap_4000_DERIVED.csv"))
     p = {"E": np.exp(df["e_logE"].to_numpy()), "A": np.exp(df["a_logA"].to_numpy()), "B": np.exp(df["b_logB"].to_numpy()),
          "alpha": df["alpha"].to_numpy(), "beta": df["beta"].to_numpy()}
     return p
@@ -41,8 +41,10 @@ def test_chinchilla_posterior_is_healthy(chinchilla_posterior):
     # the data say the noise grows with compute (METHODS §4 option, on by default when C is known)
     assert np.quantile(chinchilla_posterior.noise["gamma"], 0.05) > 0
     assert {"mean", "sd", "median", "eti_90%_lo", "hdi_90%_hi", "r_hat", "ess_bulk", "ess_tail"} <= set(table.columns)
-    # the A-alpha and B-beta ridges are reported in plain words
-    assert any("A and alpha are strongly correlated" in w for w in d["warnings"])
+    # what is left of the A-alpha and B-beta ridges in the coordinates NUTS moves in is a note, in plain words, not
+    # a failure; the natural-coordinate correlation (r = 0.999), which centring removes most of, is not repeated
+    assert any(n.startswith("log_A_c and alpha are correlated") for n in d["notes"])
+    assert not any("A and alpha" in w for w in d["warnings"])
 
 
 def test_chinchilla_posterior_matches_epoch_bootstrap(chinchilla_posterior, bootstrap):
