@@ -1,0 +1,104 @@
+"""Peak memory of `bayes-scaling fit` on large run tables: this tree against a baseline commit, side by side.
+
+The fit screens the law's 4500-start grid at every run before polishing the best starts; evaluated all at once
+that holds starts x runs x ~10 doubles (100,000 runs: ~36 GB requested, 18.5 GB peak measured before the fix).
+The screen now runs in batches of starts (``fitting.SCREEN_ELEMENTS`` starts x runs at a time).
+
+Each measurement is a fresh process (``python -m bayes_scaling.cli fit ...``) whose own peak resident memory is
+read from ``os.wait4`` when it exits; the tables are Chinchilla-law losses with 1% noise.
+
+    python benchmarks/bench_memory.py                      # 1,000, 10,000, 100,000 runs; baseline up to 10,000
+    python benchmarks/bench_memory.py --baseline-max 100000  # the baseline at 100,000 runs too (~18 GB, ~24 GB box)
+
+Writes ``benchmarks/results/memory.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = "94db273"
+
+
+def table(n: int, path: Path, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    N = np.exp(rng.uniform(np.log(3e7), np.log(3e10), n))
+    D = np.exp(rng.uniform(np.log(5e8), np.log(5e11), n))
+    loss = (1.8 + 480 * N ** -0.35 + 2100 * D ** -0.37) * np.exp(0.01 * rng.standard_normal(n))
+    pd.DataFrame({"N": N, "D": D, "loss": loss}).to_csv(path, index=False)
+
+
+def baseline_tree() -> Path:
+    tree = Path(tempfile.gettempdir()) / "bs_baseline"
+    if not (tree / "bayes_scaling").is_dir():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), BASELINE], check=True,
+                       capture_output=True)
+    return tree
+
+
+def measure(tree: Path, csv: Path, out_json: Path) -> dict:
+    """One fresh process fitting ``csv``: wall seconds, its own peak RSS (MB, from ``os.wait4``), exit code."""
+    env = dict(os.environ, PYTHONPATH=str(tree), BAYES_SCALING_CACHE_DIR="off", BAYES_SCALING_CPU_DEVICES="1")
+    with tempfile.TemporaryFile("w+") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "bayes_scaling.cli", "fit", str(csv), "--budgets", "1e21",
+                                 "--json", str(out_json), "--force"], stdout=log, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        text = log.read()
+    res = {"seconds": round(seconds, 2), "peak_mb": round(usage.ru_maxrss / 1024, 1), "exit": proc.returncode}
+    if proc.returncode not in (0, 1):
+        res["error"] = text[-400:]
+    else:
+        res["objective"] = json.loads(out_json.read_text())["objective"]
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", nargs="+", type=int, default=[1_000, 10_000, 100_000])
+    ap.add_argument("--baseline-max", type=int, default=10_000, help="largest table the baseline is run on")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "memory.json"))
+    args = ap.parse_args()
+    base = baseline_tree()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for n in sorted(args.runs):
+            csv = tmp / f"runs_{n}.csv"
+            table(n, csv)
+            row = {"runs": n, "new": measure(ROOT, csv, tmp / "new.json")}
+            row["baseline"] = measure(base, csv, tmp / "base.json") if n <= args.baseline_max else None
+            rows.append(row)
+            b = row["baseline"]
+            print(f"{n:>8} runs: new {row['new']['peak_mb']:>8.0f} MB {row['new']['seconds']:>7.1f} s"
+                  + (f"   baseline {b['peak_mb']:>8.0f} MB {b['seconds']:>7.1f} s   ratio {b['peak_mb'] / row['new']['peak_mb']:.1f}x"
+                     if b else "   baseline not run (--baseline-max)"), flush=True)
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    try:
+        import jax
+
+        machine["jax"] = jax.__version__
+    except ImportError:
+        pass
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"machine": machine, "baseline_commit": BASELINE, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
