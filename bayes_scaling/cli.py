@@ -479,8 +479,7 @@ def _family_records_sample(law, args, inputs):
             for name, r in table.iterrows():
                 rec[name] = r["median"]
                 rec[f"{name}_lo"], rec[f"{name}_hi"] = r[f"eti_{pct}_lo"], r[f"eti_{pct}_hi"]
-            problems = diag["problems"] + ([] if diag["sampler_ok"] else [w for w in diag["warnings"] if w not in diag["problems"]
-                                                                           and "correlated" not in w])
+            problems = diag["warnings"]  # the sampler's and the data's, fit's and extrapolation's, in words
             status = "ok" if diag["ok"] else ("NOT HEALTHY" if not diag["sampler_ok"] else f"{len(problems)} warnings")
             rec.update({"divergences": diag["divergences"], "max_r_hat": diag["max_r_hat"], "min_ess_bulk": diag["min_ess_bulk"],
                         "min_ess_tail": diag["min_ess_tail"], "converged": diag["sampler_ok"], "ok": diag["ok"],

@@ -86,13 +86,23 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | Non
                       f"(set {_ENV} to another folder, or to 'off')", stacklevel=2)
         _STATE["dir"] = None
         return None
+    try:
+        import filelock  # noqa: F401  (JAX's size-bounded cache locks its files with it)
+    except ImportError:
+        warnings.warn("the filelock package is missing (pip install filelock): JAX's compilation cache stays off; "
+                      "compiled programs are still kept", stacklevel=2)
+    else:
+        _xla_cache(root)
+    os.makedirs(os.path.join(root, "programs"), exist_ok=True)
+    _STATE["dir"] = root
+    return root
+
+
+def _xla_cache(root: str) -> None:
     if not jax.config.jax_compilation_cache_dir:
         jax.config.update("jax_compilation_cache_dir", os.path.join(root, "xla"))
         jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_BYTES)  # LRU: reads and writes under a file lock
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    os.makedirs(os.path.join(root, "programs"), exist_ok=True)
-    _STATE["dir"] = root
-    return root
 
 
 def _code_version() -> str:

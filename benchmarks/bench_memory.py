@@ -1,14 +1,16 @@
 """Peak memory of `bayes-scaling fit` on large run tables: this tree against a baseline commit, side by side.
 
 The fit screens the law's 4500-start grid at every run before polishing the best starts; evaluated all at once
-that holds starts x runs x ~10 doubles (100,000 runs: ~36 GB requested, 18.5 GB peak measured before the fix).
-The screen now runs in batches of starts (``fitting.SCREEN_ELEMENTS`` starts x runs at a time).
+that holds starts x runs doubles in each intermediate. Under the Huber objective XLA fuses the screen into one
+reduction and never holds them; under a likelihood objective (``--objective student_t``, and the MAP fit every
+posterior starts from) it does: 6.9 GB at 30,000 runs before the fix, growing as starts x runs (18.5 GB was met
+at 100,000). The screen now runs in batches of starts (``fitting.SCREEN_ELEMENTS`` starts x runs at a time).
 
 Each measurement is a fresh process (``python -m bayes_scaling.cli fit ...``) whose own peak resident memory is
 read from ``os.wait4`` when it exits; the tables are Chinchilla-law losses with 1% noise.
 
-    python benchmarks/bench_memory.py                      # 1,000, 10,000, 100,000 runs; baseline up to 10,000
-    python benchmarks/bench_memory.py --baseline-max 100000  # the baseline at 100,000 runs too (~18 GB, ~24 GB box)
+    python benchmarks/bench_memory.py          # 1k, 10k, 30k, 100k runs, Huber and Student-t; baseline up to 30k runs
+    python benchmarks/bench_memory.py --baseline-max 100000   # the baseline at 100k too (Student-t: ~23 GB, may fail)
 
 Writes ``benchmarks/results/memory.json``.
 """
@@ -48,13 +50,16 @@ def baseline_tree() -> Path:
     return tree
 
 
-def measure(tree: Path, csv: Path, out_json: Path) -> dict:
+def measure(tree: Path, csv: Path, out_json: Path, objective: str) -> dict:
     """One fresh process fitting ``csv``: wall seconds, its own peak RSS (MB, from ``os.wait4``), exit code."""
     env = dict(os.environ, PYTHONPATH=str(tree), BAYES_SCALING_CACHE_DIR="off", BAYES_SCALING_CPU_DEVICES="1")
     with tempfile.TemporaryFile("w+") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "bayes_scaling.cli", "fit", str(csv), "--budgets", "1e21",
-                                 "--json", str(out_json), "--force"], stdout=log, stderr=subprocess.STDOUT, env=env)
+                                 "--objective", objective, "--json", str(out_json), "--force"], stdout=log,
+                                stderr=subprocess.STDOUT, env=env, cwd=out_json.parent)
+        # cwd: "python -m" puts the working folder first on the import path; from a checkout it would import that
+        # checkout's package whatever PYTHONPATH says
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -68,26 +73,33 @@ def measure(tree: Path, csv: Path, out_json: Path) -> dict:
     return res
 
 
+def one_size(base: Path, tmp: Path, objective: str, n: int, baseline_max: int) -> dict:
+    csv = tmp / f"runs_{n}.csv"
+    if not csv.exists():
+        table(n, csv)
+    row = {"objective": objective, "runs": n, "new": measure(ROOT, csv, tmp / "new.json", objective)}
+    row["baseline"] = measure(base, csv, tmp / "base.json", objective) if n <= baseline_max else None
+    b, new = row["baseline"], row["new"]
+    print(f"{objective:>9} {n:>8} runs: new {new['peak_mb']:>8.0f} MB {new['seconds']:>7.1f} s"
+          + (f"   baseline {b['peak_mb']:>8.0f} MB {b['seconds']:>7.1f} s   ratio {b['peak_mb'] / new['peak_mb']:.1f}x"
+             if b else "   baseline not run (--baseline-max)"), flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", nargs="+", type=int, default=[1_000, 10_000, 100_000])
-    ap.add_argument("--baseline-max", type=int, default=10_000, help="largest table the baseline is run on")
+    ap.add_argument("--runs", nargs="+", type=int, default=[1_000, 10_000, 30_000, 100_000])
+    ap.add_argument("--objectives", nargs="+", default=["huber", "student_t"])
+    ap.add_argument("--baseline-max", type=int, default=30_000, help="largest table the baseline is run on")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "memory.json"))
     args = ap.parse_args()
     base = baseline_tree()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for n in sorted(args.runs):
-            csv = tmp / f"runs_{n}.csv"
-            table(n, csv)
-            row = {"runs": n, "new": measure(ROOT, csv, tmp / "new.json")}
-            row["baseline"] = measure(base, csv, tmp / "base.json") if n <= args.baseline_max else None
-            rows.append(row)
-            b = row["baseline"]
-            print(f"{n:>8} runs: new {row['new']['peak_mb']:>8.0f} MB {row['new']['seconds']:>7.1f} s"
-                  + (f"   baseline {b['peak_mb']:>8.0f} MB {b['seconds']:>7.1f} s   ratio {b['peak_mb'] / row['new']['peak_mb']:.1f}x"
-                     if b else "   baseline not run (--baseline-max)"), flush=True)
+        for objective in args.objectives:
+            for n in sorted(args.runs):
+                rows.append(one_size(base, tmp, objective, n, args.baseline_max))
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
     try:
         import jax
