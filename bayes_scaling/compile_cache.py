@@ -203,6 +203,12 @@ def _load_or_export(path: str, jitted: Callable, args, static):
     try:
         exported = export.export(jitted)(*args, **static)
         blob = exported.serialize()
+    except ImportError as err:  # serialisation needs flatbuffers: say so once, keep compiling in this process
+        if not _STATE.get("warned_import"):
+            _STATE["warned_import"] = True
+            warnings.warn(f"compiled programs cannot be kept between processes ({err}; pip install flatbuffers)",
+                          stacklevel=3)
+        return None
     except Exception:  # a program export cannot hold: run it as it is
         return None
     tmp = f"{path}.tmp-{os.getpid()}"

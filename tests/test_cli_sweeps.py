@@ -107,9 +107,10 @@ def test_hyperparams_command(tmp_path, capsys):
     f = res["forecast"][0]
     assert f["C"] == 1e23 and f["law"]["lo"] < truth < f["law"]["hi"]
     # one new optimum scatters about the law by tau: its interval holds the law's median and is not narrower than the
-    # law's (both are quantiles of 2 x 200 draws: 2% Monte-Carlo slack)
+    # law's: both are 5%-95% quantile widths of 2 x 200 draws, each with a Monte-Carlo standard error of about 4.5%
+    # (sqrt(.05 * .95 / 400) / phi(1.645) = 0.106 sd on each end of a 3.29 sd width), so 10% slack is about 2 errors
     one, law_ = f["one_new_optimum"], f["law"]
-    assert one["lo"] < law_["median"] < one["hi"] and one["hi"] - one["lo"] >= 0.98 * (law_["hi"] - law_["lo"])
+    assert one["lo"] < law_["median"] < one["hi"] and one["hi"] - one["lo"] >= 0.9 * (law_["hi"] - law_["lo"])
     assert res["points"]["C"] == sorted(res["points"]["C"]) and len(res["points"]["y"]) == 7
     # bad input: one line naming the problem, exit 2, nothing written over
     df = pd.read_csv(csv)
