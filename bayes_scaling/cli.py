@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-': stdout, then nothing else there)")
         p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
         p.add_argument("--max-steps", type=int, default=1000, help="L-BFGS steps per start (default 1000)")
+        p.add_argument("--strategy", choices=("auto", "varpro", "grid"), default="auto",
+                       help="where L-BFGS starts: 'varpro' solves the coefficients the law is linear in (E, A, B) in closed form "
+                            "on a grid of the exponents; 'grid' screens the law's start grid (Chinchilla: the 4500 starts of "
+                            "Hoffmann/Epoch); 'auto' (default): varpro for Huber fits of laws that allow it, else grid")
 
     def add_sep(p):
         p.add_argument("--sep", default=None, metavar="CHAR",
@@ -260,7 +264,7 @@ def _run_fit(runs, law, args, *, objective="huber", prior=False, delta=1e-3, inp
     from .fitting import fit_point
 
     t0 = time.perf_counter()
-    fit = fit_point(law, runs, objective=objective, prior=prior, delta=delta, max_steps=args.max_steps)
+    fit = fit_point(law, runs, objective=objective, prior=prior, delta=delta, max_steps=args.max_steps, strategy=args.strategy)
     seconds = time.perf_counter() - t0
     table = None
     notes = []
@@ -278,7 +282,9 @@ def _run_fit(runs, law, args, *, objective="huber", prior=False, delta=1e-3, inp
         out.append(title)
     out.append(runs.describe())
     out.append(f"law: {law.name}: {law.formula}")
-    if fit.num_polished < fit.num_starts:
+    if fit.start_strategy:
+        starts = fit.start_strategy
+    elif fit.num_polished < fit.num_starts:
         starts = f"{fit.num_starts} grid starts screened, L-BFGS from the best {fit.num_polished}"
     else:
         starts = f"{fit.num_starts} starts"
@@ -418,7 +424,15 @@ def _cmd_fit(args) -> int:
     _check_json_target(args)
     if args.map and args.objective == "huber":
         raise UsageError("--map needs a likelihood: add --objective student_t or --objective gaussian")
+    if args.family and args.strategy == "varpro":
+        raise UsageError("--strategy varpro: family fits (--family) screen the law's start grid for all families at once; "
+                         "drop --strategy or --family")
     law, runs, inputs = _law_and_runs(args)
+    if args.strategy == "varpro" and not args.family:
+        from .varpro import supports
+
+        if not supports(law):
+            raise UsageError(f"--strategy varpro: law {law.name!r} declares no free coefficients it is linear in; use --strategy grid")
     if args.family:
         return _run_families(runs, law, args, inputs, kind="fit")
     return _run_fit(runs, law, args, objective=args.objective, prior=args.map, delta=args.delta, inputs=inputs)

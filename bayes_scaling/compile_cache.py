@@ -23,9 +23,11 @@ changes JAX's configuration at import). Without it, :func:`run` simply calls the
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import sys
+import time
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -35,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["enable_compilation_cache", "cache_dir", "run", "token_of", "program_stats"]
+__all__ = ["enable_compilation_cache", "cache_dir", "run", "token_of", "program_stats", "guard_memory_maps"]
 
 _ENV = "BAYES_SCALING_CACHE_DIR"
 _OFF = ("off", "0", "none", "no", "false")
@@ -44,6 +46,9 @@ _MEMORY: dict[str, Callable] = {}
 _UNSUPPORTED: set = set()
 _STATS = {"traced": 0, "loaded": 0, "memory": 0, "plain": 0}
 XLA_CACHE_BYTES = 2 * 1024 ** 3
+#: share of the kernel's per-process limit of memory mappings (vm.max_map_count) at which compiled programs are dropped
+MAPS_SHARE = 0.7
+_MAPS = {"limit": None, "checked": 0.0, "cleared": 0}
 #: programs that compile faster than this are not stored (reading one back costs ~30 ms: more than a small op's compile)
 MIN_COMPILE_SECONDS = 0.2
 
@@ -163,6 +168,7 @@ def run(name: str, token: str | None, jitted: Callable, *args, **static):
     ``token`` names what ``jitted`` closes over (``""``: nothing; ``None``: not storable, e.g. a model of a
     user-declared law) and ``static`` holds jit's static arguments (plain values or laws). ``name`` is the
     program's kind (it names the file)."""
+    guard_memory_maps()
     root = _STATE["dir"]
     statics = _static_text(static) if root is not None and token is not None else None
     if statics is None:
@@ -234,9 +240,45 @@ def _callable(exported):
     return jax.jit(exported.call, in_shardings=everywhere, out_shardings=everywhere)
 
 
+def _map_limit() -> int:
+    if _MAPS["limit"] is None:
+        try:
+            with open("/proc/sys/vm/max_map_count") as fh:
+                _MAPS["limit"] = int(fh.read().strip())
+        except (OSError, ValueError):
+            _MAPS["limit"] = 0  # not Linux, or not readable: nothing to guard
+    return _MAPS["limit"]
+
+
+def guard_memory_maps(every: float = 0.5) -> bool:
+    """Drop this process's compiled programs when its memory mappings near the kernel's limit; True when it did.
+
+    XLA:CPU's JIT maps each compiled program in ~500-800 pieces, and Linux refuses a process more than
+    ``vm.max_map_count`` (65,530 by default) mappings: a process that compiles ~90 programs (many table shapes,
+    laws or options) would die with "LLVM ERROR: Unable to allocate section memory". Past ``MAPS_SHARE`` of the
+    limit, every compiled program is released (``jax.clear_caches``; programs are then compiled or read back
+    from the cache again when used): slower, never a crash. Checked at most every ``every`` seconds."""
+    now = time.monotonic()
+    if now - _MAPS["checked"] < every or not _map_limit():
+        return False
+    _MAPS["checked"] = now
+    try:
+        with open("/proc/self/maps", "rb") as fh:
+            count = sum(1 for _ in fh)
+    except OSError:
+        return False
+    if count <= MAPS_SHARE * _MAPS["limit"]:
+        return False
+    _MEMORY.clear()
+    jax.clear_caches()
+    gc.collect()
+    _MAPS["cleared"] += 1
+    return True
+
+
 def program_stats() -> dict[str, int]:
     """How many programs were traced and stored, read back from disk, reused in memory, or run plainly (tests)."""
-    return dict(_STATS)
+    return dict(_STATS, released=_MAPS["cleared"])
 
 
 def clear_memory() -> None:

@@ -112,6 +112,10 @@ class Law:
     exponent)``; the posterior samples such a scale as the term's value at the data's geometric mean of the
     input (log T = log scale - sign * exponent * log x0), which removes the scale-exponent ridge.
 
+    ``linear`` names the positive scale parameters the predicted *loss* is linear in when the others are held
+    (Chinchilla: E, A, B); point fits then solve them in closed form on a grid of the others
+    (:mod:`bayes_scaling.varpro`). The claim is checked by the tests for every built-in law.
+
     Laws compare and hash by value (same declaration, same fixed values), so jitted fitters compile once
     per law, not once per call.
     """
@@ -127,6 +131,7 @@ class Law:
     reference: str = ""
     centering: tuple[tuple[str, str, str, float], ...] = ()
     starts_override: tuple[tuple[float, ...], ...] | None = field(default=None)
+    linear: tuple[str, ...] = ()
 
     # ---- parameter bookkeeping -------------------------------------------------------------
     @property
@@ -218,7 +223,7 @@ class Law:
         if not all((getattr(f, "__module__", "") or "").startswith("bayes_scaling.") for f in fns):
             return None
         params = [(p.name, _prior_token(p.prior), p.log, p.starts) for p in self.params]
-        return repr((self.name, self.formula, self.inputs, params, self.fixed, self.centering, self.starts_override))
+        return repr((self.name, self.formula, self.inputs, params, self.fixed, self.centering, self.starts_override, self.linear))
 
     # ---- evaluation --------------------------------------------------------------------------
     def log_loss(self, params: Mapping[str, Any], inputs: Mapping[str, Any]):
@@ -312,6 +317,7 @@ def chinchilla() -> Law:
         optimum=_chinchilla_optimum,
         compute_for_loss=_chinchilla_compute_for_loss,
         centering=(("A", "alpha", "N", 1.0), ("B", "beta", "D", 1.0)),
+        linear=("E", "A", "B"),
         reference="Hoffmann et al. 2022 (arXiv:2203.15556); fit protocol of Besiroglu et al. 2024 (arXiv:2404.10102)",
     )
 
@@ -356,6 +362,7 @@ def power_law_floor(x: str = "C") -> Law:
         ),
         log_loss_fn=log_loss,
         centering=(("A", "alpha", x, 1.0),),
+        linear=("E", "A"),
         reference="generic form (METHODS §1.5)",
     )
 
@@ -376,6 +383,7 @@ def power_law(x: str = "C") -> Law:
         ),
         log_loss_fn=log_loss,
         centering=(("k", "p", x, -1.0),),
+        linear=("k",),
         reference="DeepSeek LLM 2024 (arXiv:2401.02954), Step Law 2025 (METHODS §1.5)",
     )
 

@@ -38,7 +38,7 @@ def chinchilla_runs():
 def chinchilla_fit(chinchilla_runs):
     from bayes_scaling import fit_point
 
-    return fit_point("chinchilla", chinchilla_runs)
+    return fit_point("chinchilla", chinchilla_runs, strategy="grid")  # the 4500-start grid of Hoffmann/Epoch
 
 
 @pytest.fixture(scope="session")

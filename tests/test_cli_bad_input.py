@@ -62,6 +62,8 @@ CASES = {
     "too few runs": (["fit", "{d}/three.csv"], "3 runs; a least-squares fit of law 'chinchilla' needs at least 5"),
     "too few runs, likelihood": (["fit", "{d}/three.csv", "--objective", "student_t"], "needs at least 6"),
     "unknown law": (["fit", "{d}/runs.csv", "--law", "chinchila"], "unknown law 'chinchila'"),
+    "--strategy varpro, nonlinear law": (["fit", "{d}/runs.csv", "--law", "kaplan", "--strategy", "varpro"], "--strategy varpro: law 'kaplan'"),
+    "--strategy varpro with --family": (["fit", "{d}/runs.csv", "--family", "fam", "--strategy", "varpro"], "--strategy varpro: family fits"),
     "--fix not a number": (["fit", "{d}/runs.csv", "--fix", "alpha=x"], "--fix 'alpha=x': 'x' is not a number"),
     "--fix unknown parameter": (["fit", "{d}/runs.csv", "--fix", "gamma=1"], "has no parameter 'gamma'"),
     "--input negative": (["fit", "{d}/runs.csv", "--law", "data_constrained", "--input", "U=-1"], "--input U=-1: must be a positive"),
