@@ -123,3 +123,23 @@ def test_forecast_table_and_loss_of_plan():
         forecast_table(CHIN, EPOCH_MLE, [1e21, -1])
     with pytest.raises(ValueError, match="needs a law of N and D"):
         compute_optimal(get_law("power_law"), {"k": 1.0, "p": 0.3}, 1e21)
+
+
+def test_forecast_over_4000_draws_and_3_budgets_compiles_once(small_posterior):
+    # the posterior's draws tiled to 4 chains x 1000 (4000 draws): the first forecast traces at most one program
+    # (none when this shape was compiled before), later calls with other budgets of the same shape trace none
+    import dataclasses
+
+    from bayes_scaling import derived
+
+    tile = lambda d: {k: np.tile(v, (2, 10)) for k, v in d.items()}
+    post = dataclasses.replace(small_posterior, draws=tile(small_posterior.draws), noise=tile(small_posterior.noise))
+    assert post.num_chains * post.num_draws == 4000
+    before = derived.trace_count()
+    first = post.forecast([1e21, 5.76e23, 1e25])
+    assert derived.trace_count() - before <= 1
+    after_first = derived.trace_count()
+    for budgets in ([2e21, 1e23, 3e24], [5e21, 2e23, 7e24]):
+        table = post.forecast(budgets)
+    assert derived.trace_count() == after_first
+    assert len(first) == len(table) == 3 and np.isfinite(table["N_opt"]).all()
