@@ -13,8 +13,8 @@ learning rate as power laws in C or in N and D), :func:`isoflop` / :func:`isoflo
 :func:`envelope` (Approach 1), each with posteriors.
 """
 
-from .compile_cache import enable_compilation_cache
 from .batch_size import CriticalBatchPosterior, critical_batch_size, forecast_critical_batch, load_batch_sweep
+from .compile_cache import enable_compilation_cache
 from .data import Runs, load_runs
 from .datasets import load_chinchilla
 from .derived import (

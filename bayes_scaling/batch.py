@@ -16,29 +16,31 @@ in ``skipped`` with the single fit's own message, and not fitted; every fitted f
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import checks, compile_cache
+from . import checks, compile_cache, progress
 from .data import Runs, as_runs
 from .fitting import (
     PointFit,
-    _best,
+    best_fit,
     fit_kind,
-    with_checks,
-    _multistart_impl,
-    _screen_impl,
     fit_point,
     hyper_params,
+    multistart_impl,
     objective_function,
     on_accelerator,
+    screen_impl,
     start_array,
+    with_checks,
 )
 from .laws import get_law
+from .model import NOISE_SCALE
 from .shard import device_count, pad_to_multiple, sharded, trim
 
 __all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch", "bootstrap_point", "BatchPosterior", "sample_posterior_batch"]
@@ -128,7 +130,7 @@ class BatchFit:
 
 
 def _batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, max_steps, chunk, family_chunk, newton_first=0):
-    one = lambda a: _multistart_impl(a[0], a[1], a[2], a[3], hyper, law=law, kind=kind, prior=prior,
+    one = lambda a: multistart_impl(a[0], a[1], a[2], a[3], hyper, law=law, kind=kind, prior=prior,
                                      max_steps=max_steps, chunk=chunk, newton_first=newton_first)
     if family_chunk >= theta0s.shape[0]:
         return jax.vmap(lambda th, x, y, m: one((th, x, y, m)))(theta0s, X, logy, mask)
@@ -165,7 +167,7 @@ def _default_family_chunk(num: int) -> int:
 
 def _screen_batch_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, family_chunk):
     # families in chunks: all families x all starts x all runs at once can exceed memory (1000 x 4500 x 200)
-    one = lambda a: _screen_impl(theta0s, a[0], a[1], a[2], hyper, law=law, kind=kind, prior=prior)
+    one = lambda a: screen_impl(theta0s, a[0], a[1], a[2], hyper, law=law, kind=kind, prior=prior)
     return jax.lax.map(one, (X, logy, mask), batch_size=family_chunk if family_chunk > 1 else None)
 
 
@@ -271,7 +273,7 @@ def fit_point_batch(
         r = batch.runs[i]
         note = notes_for(i)
         notes = tuple(r.notes) + ((note,) if note else ()) + (f"family {fam!r} of a batch of {F}",)
-        fits[str(fam)] = _best(law, r, kind, prior, delta, nu, tuple(a[i] for a in out), num_starts, notes)
+        fits[str(fam)] = best_fit(law, r, kind, prior, delta, nu, tuple(a[i] for a in out), num_starts, notes)
     explained = _explained_batch(law, fits, batch, X, logy, mask)
     for i, fam in enumerate(batch.families):
         r = batch.runs[i]
@@ -432,33 +434,56 @@ class BatchPosterior:
         return pd.concat(tables, ignore_index=True)
 
 
-def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_varies_with_compute: bool | None = None,
-                           num_warmup: int = 1000, num_samples: int = 1000, num_chains: int = 4, seed: int = 0,
-                           target_accept: float = 0.9, family_chunk: int | None = None,
-                           devices: int | None = None) -> BatchPosterior:
+def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", shape: float | str | None = None,
+                           priors: Mapping[str, Any] | None = None, noise_scale: float = NOISE_SCALE,
+                           noise_varies_with_compute: bool | None = None, num_warmup: int = 1000, num_samples: int = 1000,
+                           num_chains: int = 4, chain_method: str = "auto", dense_mass: bool = True,
+                           target_accept: float = 0.9, max_tree_depth: int = 10, seed: int = 0, init_scale: float = 1.0,
+                           regularize_mass_matrix: bool = False, progress_bar: bool = False,
+                           family_chunk: int | None = None, devices: int | None = None) -> BatchPosterior:
     """NUTS for every family of ``runs`` in one compiled call (families one after another on CPU, vmapped
     on GPU/TPU), each family with its own warm-up adaptation, starts and diagnostics. The model is the
-    single-family one of :func:`~bayes_scaling.sampling.sample_posterior` with padded runs masked out.
+    single-family one of :func:`~bayes_scaling.sampling.sample_posterior` with padded runs masked out, and every
+    option of that call means the same here (``tests/test_batch.py`` enumerates them): the likelihood and its
+    ``shape``, ``priors``, ``noise_scale``, the sampler's settings, ``init_scale``, ``progress_bar``.
+    ``chain_method``: how one family's chains run, ``"auto"`` (sequential on CPU, vectorized on GPU/TPU),
+    ``"sequential"`` or ``"vectorized"``; ``"parallel"`` (a chain per device) does not apply, since the
+    families are what is spread over the devices.
     With several devices the families are sharded over them (``devices``: how many, default all; on CPU
     ``jax.config.update("jax_num_cpu_devices", os.cpu_count())`` before JAX first runs puts one on each
-    core; the CLI does this)."""
+    core; the CLI does this). ``family_chunk``: families vmapped together on each device."""
+    if progress_bar and not progress.active():
+        with progress.reporting():
+            return sample_posterior_batch(
+                law, runs, likelihood=likelihood, shape=shape, priors=priors, noise_scale=noise_scale,
+                noise_varies_with_compute=noise_varies_with_compute, num_warmup=num_warmup, num_samples=num_samples,
+                num_chains=num_chains, chain_method=chain_method, dense_mass=dense_mass, target_accept=target_accept,
+                max_tree_depth=max_tree_depth, seed=seed, init_scale=init_scale,
+                regularize_mass_matrix=regularize_mass_matrix, family_chunk=family_chunk, devices=devices)
     import time
 
     from .laws import prior_text
-    from .model import NOISE_SCALE, centre_of, make_model, noise_inputs, sampling_values, start_sigma
+    from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
     from .posterior import Posterior
-    from .sampling import _laplace_inits, check_sampler_size, run_families, runs_sha256
+    from .sampling import check_sampler_size, laplace_inits, run_families, runs_sha256
 
     law = get_law(law)
     runs = as_runs(runs)
     runs.inputs(law.inputs)
     if runs.family is None:
         raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
+    if chain_method == "auto":
+        chain_method = "vectorized" if on_accelerator() else "sequential"
+    if chain_method not in ("sequential", "vectorized"):
+        raise ValueError(f"chain_method {chain_method!r}: a family batch runs each family's chains 'sequential' or "
+                         "'vectorized' ('auto' picks); 'parallel' (a chain per device) does not apply, the families are "
+                         "what is spread over the devices")
     vary, names = noise_inputs(law, runs, noise_varies_with_compute)
     check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) + 3 + max((n for _, n in runs.family_sizes()), default=0))
     skipped = _too_small(runs, law, "posterior")
     batch = make_batch(runs, names=names, min_runs=checks.min_runs(law, "posterior"))
-    model = make_model(law, likelihood=likelihood, noise_varies_with_compute=vary)
+    model = make_model(law, likelihood=likelihood, shape=shape, priors=priors, noise_scale=noise_scale,
+                       noise_varies_with_compute=vary)
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     t0 = time.perf_counter()
     # the MAP points only start the chains (each is polished to its family's mode before sampling), so many
@@ -472,9 +497,9 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
         X_i = {k: jnp.asarray(v[i], dtype) for k, v in batch.inputs.items()}
         c_i = centre_of(law, {k: np.asarray(v) for k, v in X_i.items()}, batch.mask[i])
         fit = fits.fits[str(fam)]
-        values = sampling_values(model, fit.params, start_sigma(fit.noise["sigma"]), c_i)
+        values = sampling_values(model, fit.params, start_sigma(fit.noise["sigma"], noise_scale), c_i)
         args_i = (X_i, jnp.asarray(np.log(batch.loss[i]), dtype), jnp.asarray(batch.mask[i], dtype), c_i)
-        z0, ok, chain_keys = _laplace_inits(jax.random.fold_in(key, i), model, args_i, values, num_chains, 1.0)
+        z0, ok, chain_keys = laplace_inits(jax.random.fold_in(key, i), model, args_i, values, num_chains, init_scale)
         inits.append(z0)
         keys.append(chain_keys)
         centers.append(c_i)
@@ -484,10 +509,9 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
     args = ({k: jnp.asarray(v, dtype) for k, v in batch.inputs.items()}, jnp.asarray(np.log(batch.loss), dtype),
             jnp.asarray(batch.mask, dtype), {k: jnp.asarray([c[k] for c in centers], dtype) for k in centers[0]})
     keys = np.stack(keys)
-    gpu = on_accelerator()
-    settings = dict(dense_mass=True, target_accept=float(target_accept), max_tree_depth=10, num_warmup=int(num_warmup),
-                    num_samples=int(num_samples), num_chains=int(num_chains),
-                    chain_method="vectorized" if gpu else "sequential", regularize=False)
+    settings = dict(dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth),
+                    num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
+                    chain_method=chain_method, regularize=bool(regularize_mass_matrix))
     samples, stats = run_families(model, keys, z0s, args, family_chunk=family_chunk, devices=devices, **settings)
     seconds = time.perf_counter() - t0
     posteriors = {}
@@ -505,10 +529,10 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", noise_va
             log_loss_mean=s_i["log_loss_mean"][..., :k], observed=observed,
             settings={"likelihood": likelihood, "shape": model.shape, "noise_varies_with_compute": vary,
                       "num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains, "seed": seed,
-                      "center": centers[i], "family": str(fam), "batch_of": F, "noise_scale": NOISE_SCALE,
-                      "dense_mass": True, "target_accept": float(target_accept), "max_tree_depth": 10,
+                      "center": centers[i], "family": str(fam), "batch_of": F, "noise_scale": noise_scale,
+                      "dense_mass": bool(dense_mass), "target_accept": float(target_accept), "max_tree_depth": int(max_tree_depth),
                       "chain_method": settings["chain_method"], "seconds": seconds / F,
-                      "priors": {p.name: prior_text(p.prior) for p in law.free_params},
+                      "priors": {p.name: prior_text((priors or {}).get(p.name, p.prior)) for p in law.free_params},
                       "data_warnings": (checks.check_run_count(len(r), law, "posterior", r.source)
                                         + checks.data_warnings(r, law, kind="posterior")),
                       "data_sha256": runs_sha256(r, names),

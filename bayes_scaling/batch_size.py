@@ -30,8 +30,9 @@ pushes it to a model size, token budget, target loss, or a compute budget throug
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np

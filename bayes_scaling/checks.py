@@ -17,16 +17,17 @@ with a warning when runs <= the law's parameters (the priors then decide part of
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpyro.distributions import constraints
 
+from .defaults import FAR_EXTRAPOLATION
+
 __all__ = ["min_runs", "check_run_count", "data_warnings", "fit_warnings", "extrapolation_warnings",
            "explained_share", "FAR_EXTRAPOLATION", "PERPLEXITY_LIKE"]
 
-#: forecasts at budgets this many times the largest run's compute (or more) are flagged
-FAR_EXTRAPOLATION = 100.0
 #: losses all above this look like perplexities rather than nats per token
 PERPLEXITY_LIKE = 8.0
 #: exponents (of positive support) below / above these ran to a bound of what the law can mean

@@ -27,9 +27,10 @@ import warnings
 
 import numpy as np
 
+from .defaults import BUDGETS as DEFAULT_BUDGETS
+
 __all__ = ["main"]
 
-DEFAULT_BUDGETS = (1e21, 5.76e23, 1e25)
 
 
 class UsageError(Exception):
@@ -74,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", dest="col_batch_size", default=None, metavar="COLUMN", help="column of batch sizes")
         p.add_argument("--steps", dest="col_steps", default=None, metavar="COLUMN", help="column of training steps")
         p.add_argument("--fix", nargs="+", default=[], metavar="NAME=VALUE",
-                       help="hold parameters at values, e.g. --fix alpha=0.34; 'muennighoff_base' fixes E, A, B, alpha, beta of the data-constrained law")
+                       help="hold parameters at values, e.g. --fix alpha=0.34; "
+                            "'muennighoff_base' fixes E, A, B, alpha, beta of the data-constrained law")
         p.add_argument("--input", nargs="+", default=[], metavar="NAME=VALUE",
                        help="fixed values of the law's other inputs for the forecast, e.g. --input U=25e9")
         p.add_argument("--family", nargs="+", default=None, metavar="COLUMN",
@@ -171,10 +173,13 @@ def _parser() -> argparse.ArgumentParser:
     iso.add_argument("runs", metavar="RUNS", help="CSV: one row per run with its budget C, size N, loss (and tokens D)")
     for role, default in (("C", "C"), ("N", "N"), ("D", "D"), ("loss", "loss")):
         iso.add_argument(f"--{role}", dest=f"col_{role}", default=default, metavar="COLUMN", help=f"column holding {role} (default {default!r})")
-    iso.add_argument("--by", nargs="+", default=None, metavar="COLUMN", help="one analysis per configuration (rows sharing these columns), all in one batched call")
-    iso.add_argument("--window", default="0.05", metavar="W", help="runs within (1+W) x each budget's best loss enter its parabola; 'all' for every run (default 0.05)")
+    iso.add_argument("--by", nargs="+", default=None, metavar="COLUMN",
+                     help="one analysis per configuration (rows sharing these columns), all in one batched call")
+    iso.add_argument("--window", default="0.05", metavar="W",
+                     help="runs within (1+W) x each budget's best loss enter its parabola; 'all' for every run (default 0.05)")
     iso.add_argument("--scatter", action="store_true", help="let the vertices scatter about the law (wider intervals)")
-    iso.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C", help="budgets to forecast N_opt, D_opt at")
+    iso.add_argument("--budgets", nargs="+", type=_positive_float, default=list(DEFAULT_BUDGETS), metavar="C",
+                     help="budgets to forecast N_opt, D_opt at")
     iso.add_argument("--envelope", action="store_true", help="also the envelope method (Approach 1) on the same runs")
     add_small_sampler_opts(iso)
 
@@ -219,7 +224,7 @@ def _pairs(items, what: str) -> dict[str, float]:
 DIGITS = 4  # significant digits of every number in a printed table
 
 
-def _num(v) -> str:
+def fmt_number(v) -> str:
     """A number with :data:`DIGITS` significant digits (``-`` for a missing one)."""
     try:
         v = float(v)
@@ -239,7 +244,7 @@ def _fmt_table(df) -> str:
     """A point forecast table: every number with the same significant digits."""
     cols = [c for c in df.columns]
     head = [{"extrapolation": "C / largest run"}.get(c, c) for c in cols]
-    return _columns(head, [[_num(r[c]) for c in cols] for _, r in df.iterrows()])
+    return _columns(head, [[fmt_number(r[c]) for c in cols] for _, r in df.iterrows()])
 
 
 def _with_extrapolation(table, runs):
@@ -328,9 +333,9 @@ def _write_json(result, args) -> None:
     line of output then goes to stderr, so that stdout is pure JSON)."""
     if not getattr(args, "json", None):
         return
-    from .report import _clean
+    from .report import json_safe
 
-    text = json.dumps(_clean(result), indent=2, allow_nan=False, default=str)
+    text = json.dumps(json_safe(result), indent=2, allow_nan=False, default=str)
     if args.json == "-":
         print(text, file=getattr(args, "json_stream", None) or sys.stdout)
         return
@@ -518,14 +523,14 @@ def _print_family_table(records, law) -> None:
     print(f"{len(records)} families on {len(devs)} {devs[0].platform} device{'s' if len(devs) > 1 else ''}; law {law.name}: {law.formula}")
     rows = [{k: v for k, v in r.items() if k not in ("forecast", "warnings", "ok")} for r in records]
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    print(_columns(cols, [[_num(r[c]) if isinstance(r.get(c), (int, float, np.floating)) and not isinstance(r.get(c), bool)
+    print(_columns(cols, [[fmt_number(r[c]) if isinstance(r.get(c), (int, float, np.floating)) and not isinstance(r.get(c), bool)
                            else str(r.get(c, "")) for c in cols] for r in rows]))
     fc = [dict(family=r["family"], **row) for r in records for row in r["forecast"]]
     if fc:
         print("forecast per family (C = 6 N D FLOPs; 'C / largest run': how far beyond the family's runs):")
         f = pd.DataFrame(fc)
         head = [{"extrapolation": "C / largest run"}.get(c, c) for c in f.columns]
-        print(_columns(head, [[_num(v) if not isinstance(v, str) else v for v in row] for row in f.itertuples(index=False)]))
+        print(_columns(head, [[fmt_number(v) if not isinstance(v, str) else v for v in row] for row in f.itertuples(index=False)]))
     flagged = [r for r in records if r["warnings"]]
     if flagged:
         print("warnings per family:")
@@ -597,7 +602,7 @@ def _check_sampler_args(args) -> None:
 
 
 def _interval(r, c) -> str:
-    return f"{_num(r[c])} ({_num(r[c + '_lo'])}, {_num(r[c + '_hi'])})"
+    return f"{fmt_number(r[c])} ({fmt_number(r[c + '_lo'])}, {fmt_number(r[c + '_hi'])})"
 
 
 def _fmt_interval_table(df, prob) -> str:
@@ -610,8 +615,8 @@ def _fmt_interval_table(df, prob) -> str:
     head += ["C / largest run"] if far else []
     rows = []
     for _, r in df.iterrows():
-        cells = [_num(r["budget"])] + [_interval(r, c) for c in cols] + [f"({_num(r['L_new_lo'])}, {_num(r['L_new_hi'])})"]
-        rows.append(cells + ([_num(r["extrapolation"])] if far else []))
+        cells = [fmt_number(r["budget"])] + [_interval(r, c) for c in cols] + [f"({fmt_number(r['L_new_lo'])}, {fmt_number(r['L_new_hi'])})"]
+        rows.append(cells + ([fmt_number(r["extrapolation"])] if far else []))
     return _columns(head, rows)
 
 
@@ -662,7 +667,7 @@ def _run_posterior(runs, law, args, *, inputs=None, post=None, seconds=None):
     where = f"; chains over {devs} devices" if isinstance(devs, int) and devs > 1 else ""
     out = [f"posterior ({seconds:.1f} s{where}): median and {pct} equal-tailed interval; R-hat; bulk/tail ESS"]
     for name, r in table.iterrows():
-        out.append(f"  {name:<10} {_num(r['median'])}  ({_num(r[f'eti_{pct}_lo'])}, {_num(r[f'eti_{pct}_hi'])})"
+        out.append(f"  {name:<10} {fmt_number(r['median'])}  ({fmt_number(r[f'eti_{pct}_lo'])}, {fmt_number(r[f'eti_{pct}_hi'])})"
                    f"  r_hat {fmt_rhat(r['r_hat'])}  ess {_ess(r['ess_bulk'])}/{_ess(r['ess_tail'])}")
     forecast = None
     if _forecastable(law):
@@ -675,7 +680,7 @@ def _run_posterior(runs, law, args, *, inputs=None, post=None, seconds=None):
         a = post.exponent_a()
         lo, hi = np.quantile(a, [(1 - prob) / 2, (1 + prob) / 2])
         exponent = {"median": float(np.median(a)), "lo": float(lo), "hi": float(hi)}
-        out.append(f"exponent a (N_opt ~ C^a): {_num(exponent['median'])} ({_num(lo)}, {_num(hi)})")
+        out.append(f"exponent a (N_opt ~ C^a): {fmt_number(exponent['median'])} ({fmt_number(lo)}, {fmt_number(hi)})")
     diag = post.diagnostics(budgets=args.budgets)
     out.append(_health_words(diag))
     out.extend(f"warning: {w}" for w in diag["warnings"])
@@ -715,12 +720,12 @@ def _cmd_sample(args) -> int:
         return _run_families(runs, law, args, inputs, kind="sample")
     code, post, summary = _run_posterior(runs, law, args, inputs=inputs)
     if args.out:
-        from .report import _clean
+        from .report import json_safe
 
         os.makedirs(args.out, exist_ok=True)
         post.save(os.path.join(args.out, "posterior.nc"), overwrite=True)
         with open(os.path.join(args.out, "summary.json"), "w") as fh:
-            json.dump(_clean(summary), fh, indent=2, allow_nan=False, default=str)
+            json.dump(json_safe(summary), fh, indent=2, allow_nan=False, default=str)
         print(f"wrote {os.path.join(args.out, 'posterior.nc')} and {os.path.join(args.out, 'summary.json')}")
     _write_json(summary, args)
     return code
@@ -875,7 +880,7 @@ def _check_small_sampler_args(args) -> None:
 
 
 def _iv(q) -> str:
-    return f"{_num(q['median'])} ({_num(q['lo'])}, {_num(q['hi'])})"
+    return f"{fmt_number(q['median'])} ({fmt_number(q['lo'])}, {fmt_number(q['hi'])})"
 
 
 def _flag_line(out: list[str], flagged: bool) -> None:
@@ -935,8 +940,8 @@ def _cmd_batch_size(args) -> int:
             fc = forecast_critical_batch(law, at=args.forecast, prob=prob)
             fc["extrapolation"] = fc[args.law_by] / largest
             for _, r in fc.iterrows():
-                out.append(f"  forecast at {args.law_by} = {_num(r[args.law_by])}: B_crit {_num(r['median'])} ({_num(r['lo'])}, "
-                           f"{_num(r['hi'])}); {_num(r['extrapolation'])}x the largest {args.law_by} in the sweep")
+                out.append(f"  forecast at {args.law_by} = {fmt_number(r[args.law_by])}: B_crit {fmt_number(r['median'])} ({fmt_number(r['lo'])}, "
+                           f"{fmt_number(r['hi'])}); {fmt_number(r['extrapolation'])}x the largest {args.law_by} in the sweep")
             far = _far(args.forecast, largest, args.law_by)
             warn += far
             healthy = healthy and not far
@@ -987,7 +992,7 @@ def _cmd_isoflop(args) -> int:
         out.append(f"[{label}] a (N_opt ~ C^a) = {_iv(qa)}   b (D_opt ~ C^b) = {_iv(qb)}   budgets {post.data.num_budgets}")
         fc = post.forecast(args.budgets, prob=prob)
         fc["extrapolation"] = fc["C"] / largest
-        rows = [[_num(r["C"]), _interval(r, "N_opt"), _interval(r, "D_opt"), _num(r["extrapolation"])] for _, r in fc.iterrows()]
+        rows = [[fmt_number(r["C"]), _interval(r, "N_opt"), _interval(r, "D_opt"), fmt_number(r["extrapolation"])] for _, r in fc.iterrows()]
         out.append("  " + _columns(["C", f"N_opt [{pct}]", f"D_opt [{pct}]", "C / largest budget"], rows).replace("\n", "\n  "))
         out.append("  " + _health_words(diag))
         out.extend(f"  warning: {w}" for w in list(post.warnings) + far)
@@ -1064,10 +1069,10 @@ def _cmd_hyperparams(args) -> int:
         mean, one = law.predict(x, prob=prob), law.predict(x, prob=prob, predictive=True, seed=args.seed)
         largest = {b: float(np.max(law.observed[b])) for b in by}
         for j, p in enumerate(points):
-            where = ", ".join(f"{b} = {_num(p[b])}" for b in by)
+            where = ", ".join(f"{b} = {fmt_number(p[b])}" for b in by)
             factor = max(p[b] / largest[b] for b in by)
             out.append(f"  forecast at {where}: law {_iv(mean.iloc[j])}; one new optimum {_iv(one.iloc[j])}; "
-                       f"{_num(factor)}x the largest in the sweep")
+                       f"{fmt_number(factor)}x the largest in the sweep")
             for b in by:
                 warn += _far(p[b], largest[b], b)
             result["forecast"].append({**p, "law": {k: float(mean.iloc[j][k]) for k in ("median", "lo", "hi")},

@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
+from .defaults import FLOPS_CONVENTION, compute_of, tokens_of
+
 __all__ = ["Runs", "load_runs", "read_table", "FLOPS_CONVENTION"]
 
-FLOPS_CONVENTION = "C = 6ND"
 _NUMERIC_ROLES = ("N", "D", "C", "loss", "U", "batch_size", "steps")
 _POSITIVE_ROLES = ("N", "D", "C", "loss", "U", "batch_size", "steps")
 
@@ -81,14 +83,14 @@ class Runs:
         """The arrays a law needs, keyed by input name."""
         return {name: self.column(name) for name in names}
 
-    def select(self, mask) -> "Runs":
+    def select(self, mask) -> Runs:
         """A new :class:`Runs` holding the runs where ``mask`` is true (or the given indices)."""
         idx = np.arange(len(self))[np.asarray(mask)]
         kw = {r: (None if getattr(self, r) is None else getattr(self, r)[idx]) for r in _NUMERIC_ROLES + ("family",)}
         rows = None if self.rows is None else self.rows[idx]
         return Runs(**kw, source=self.source, columns=dict(self.columns), rows=rows, notes=self.notes)
 
-    def families(self) -> list[tuple[str, "Runs"]]:
+    def families(self) -> list[tuple[str, Runs]]:
         """``(family, runs)`` for every family, in order of first appearance (one sort, not a scan per family)."""
         if self.family is None:
             return []
@@ -246,10 +248,10 @@ def load_runs(
 
     notes = []
     if "D" not in arrays and "C" in arrays and "N" in arrays:
-        arrays["D"] = arrays["C"] / (6.0 * arrays["N"])
+        arrays["D"] = tokens_of(arrays["C"], arrays["N"])
         notes.append(f"D = C / (6 N) (column {D or 'D'} absent; convention {FLOPS_CONVENTION})")
     elif "C" not in arrays and "D" in arrays and "N" in arrays:
-        arrays["C"] = 6.0 * arrays["N"] * arrays["D"]
+        arrays["C"] = compute_of(arrays["N"], arrays["D"])
         notes.append(f"C = 6 N D (column {C or 'C'} absent; convention {FLOPS_CONVENTION})")
 
     fam = None

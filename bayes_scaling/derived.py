@@ -31,12 +31,14 @@ minima are more than 0.25 apart in log(D/N), which covers every built-in law.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .defaults import FLOPS_PER_PARAM_TOKEN
 from .laws import Law, get_law
 
 __all__ = [
@@ -51,9 +53,6 @@ __all__ = [
     "check_params",
     "FLOPS_PER_PARAM_TOKEN",
 ]
-
-#: training FLOPs per parameter per token (C = 6ND)
-FLOPS_PER_PARAM_TOKEN = 6.0
 
 _T_MIN, _T_MAX, _T_GRID = -30.0, 30.0, 241
 _GOLDEN_STEPS = 80
@@ -298,7 +297,8 @@ def over_draws(law, quantity: str, params: Mapping[str, Any], points, *, inputs:
     """``quantity`` (a key of :data:`QUANTITIES`) at every parameter draw and every point: NumPy arrays shaped
     ``(draw, point)`` (a dict of them for ``"frontier"``: ``N_opt``, ``D_opt``, ``L*``; ``L*`` alone for a law of
     C). ``params``: ``{name: (draw,) array}`` (every parameter of the law); ``points``: budgets, target losses,
-    or plans ``(point, 2)`` of (N, D); ``method`` as in :func:`compute_optimal`. One compiled program per law, quantity and shape: draws, points and the
+    or plans ``(point, 2)`` of (N, D); ``method`` as in :func:`compute_optimal`. One compiled program per law, quantity and shape:
+    draws, points and the
     other inputs are arguments, never closed over, so a new budget or a new posterior compiles nothing."""
     from . import compile_cache
 

@@ -9,16 +9,15 @@ for 4 chains), no divergent transitions.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from numpyro.diagnostics import effective_sample_size, gelman_rubin
 from scipy.special import ndtri
 
-__all__ = ["rhat", "ess_bulk", "ess_tail", "health", "fmt_rhat", "RHAT_MAX", "ESS_MIN"]
+from .defaults import ESS_MIN, RHAT_MAX
 
-RHAT_MAX = 1.01
-ESS_MIN = 400
+__all__ = ["rhat", "ess_bulk", "ess_tail", "health", "fmt_rhat", "RHAT_MAX", "ESS_MIN"]
 
 
 def _split(x: np.ndarray) -> np.ndarray:

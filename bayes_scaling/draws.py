@@ -6,18 +6,19 @@ the posterior mode, dense mass matrix) on one NumPyro model; :func:`sample_model
 many padded, masked datasets in one compiled call (``sampling.run_families``: vmapped on GPU/TPU, one after
 another in a compiled loop on CPU, sharded over the devices there are). numpyro's shrinkage of the adapted mass matrix is on here (unlike
 for loss laws): these models have tens of parameters (one vertex, height and curvature per budget), more
-than the first warm-up window has draws, and an unshrunk dense estimate is then singular. Both return :class:`Draws`: arrays ``(chain, draw, ...)`` per site,
+than the first warm-up window has draws, and an unshrunk dense estimate is then singular. Both return :class:`Draws`:
+arrays ``(chain, draw, ...)`` per site,
 sample stats named as arviz names them, and :meth:`Draws.diagnostics` in plain words (divergences, R-hat,
 bulk and tail ESS, never hidden).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .diagnostics import health
@@ -90,12 +91,12 @@ def sample_models(model, args_list: Sequence[Any], values_list: Sequence[Mapping
     (pad and mask first); each dataset adapts its own step size and mass matrix and gets its own
     :class:`Draws`."""
     from .fitting import on_accelerator
-    from .sampling import _laplace_inits, run_families
+    from .sampling import laplace_inits, run_families
 
     key = jax.random.PRNGKey(seed)
     inits, keys = [], []
     for i, (a, v) in enumerate(zip(args_list, values_list)):
-        z0, _, chain_keys = _laplace_inits(jax.random.fold_in(key, i), model, a, v, num_chains, 1.0)
+        z0, _, chain_keys = laplace_inits(jax.random.fold_in(key, i), model, a, v, num_chains, 1.0)
         inits.append(z0)
         keys.append(chain_keys)
     stack = lambda trees: jax.tree_util.tree_map(lambda *x: np.stack([np.asarray(v) for v in x]), *trees)

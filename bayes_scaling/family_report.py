@@ -23,11 +23,26 @@ import datetime as _dt
 import html
 import os
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from . import progress
-from .report import (DEFAULT_BUDGETS, _clean, _li, _num, _times, figure_html, page_start, png_bytes, provenance, report_files,
-                     sampler_line, write_page, write_report)
+from .defaults import ESS_MIN, HEALTH_TEXT, RHAT_MAX
+from .report import (
+    DEFAULT_BUDGETS,
+    figure_html,
+    fmt_number,
+    fmt_times,
+    html_list_item,
+    json_safe,
+    page_start,
+    png_bytes,
+    provenance,
+    report_files,
+    sampler_line,
+    write_page,
+    write_report,
+)
 
 __all__ = ["write_family_report", "family_dir_name", "family_report_files"]
 
@@ -86,15 +101,16 @@ def _summary_table(data) -> tuple[list[str], list[list[str]]]:
         header.append(f"L* at {c:.3g}")
     rows = []
     for r in data["families"]:
-        cells = [r["family"], str(r["runs"]), _status(r), _num(r.get("largest_run"))]
+        cells = [r["family"], str(r["runs"]), _status(r), fmt_number(r.get("largest_run"))]
         by_budget = {f["budget"]: f for f in r["forecast"]}
         for c in budgets:
             f = by_budget.get(c)
-            cells.append(_times(None if f is None else f.get("extrapolation")))
+            cells.append(fmt_times(None if f is None else f.get("extrapolation")))
             if has_n:
-                cells.append("–" if f is None or "N_opt" not in f else f"{_num(f['N_opt'])} ({_num(f['N_opt_lo'])}, {_num(f['N_opt_hi'])})")
+                cells.append("–" if f is None or "N_opt" not in f else
+                             f"{fmt_number(f['N_opt'])} ({fmt_number(f['N_opt_lo'])}, {fmt_number(f['N_opt_hi'])})")
             cells.append("–" if f is None or "L*" not in f else
-                         f"{_num(f['L*'], 'loss')} ({_num(f['L*_lo'], 'loss')}, {_num(f['L*_hi'], 'loss')})")
+                         f"{fmt_number(f['L*'], 'loss')} ({fmt_number(f['L*_lo'], 'loss')}, {fmt_number(f['L*_hi'], 'loss')})")
         rows.append(cells)
     return header, rows
 
@@ -128,7 +144,7 @@ def in_short(data) -> list[str]:
         if not f:
             continue
         lo, hi = min(f), max(f)
-        span = _times(lo).split(" ")[0] + (f"-{_times(hi).split(' ')[0]}" if hi > lo * 1.001 else "")
+        span = fmt_times(lo).split(" ")[0] + (f"-{fmt_times(hi).split(' ')[0]}" if hi > lo * 1.001 else "")
         if lo >= FAR_EXTRAPOLATION:
             lines.append(f"WARNING: budget {c:.3g} FLOPs is {span} the largest run of each family: far beyond the runs; such "
                          "a forecast rests on the law's form holding over that range, and its interval is a lower bound "
@@ -150,7 +166,7 @@ def _attention(data) -> list[str]:
             if r["divergences"]:
                 todo.append("raise --target-accept (0.95-0.99) so NUTS takes smaller steps")
             if any(p.startswith(("R-hat", "bulk ESS", "tail ESS")) for p in r["problems"]):
-                todo.append("run more --warmup and --draws (R-hat needs <= 1.01, bulk and tail ESS >= 400)")
+                todo.append(f"run more --warmup and --draws ({HEALTH_TEXT})")
             out.append(f"family {r['family']!r}: sampler unhealthy ({'; '.join(r['problems'])}): {' and '.join(todo)}; "
                        "its report's trace and pairs plots show where the chains disagree")
         out += [f"family {r['family']!r}: {w}" for w in r.get("warnings", [])]
@@ -174,11 +190,11 @@ def _render_html(data, figures: Mapping[str, bytes]) -> str:
     parts += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows]
     parts.append("</tbody></table>")
     parts.append('<h2>In short</h2><ul id="in-short">' + "".join(
-        _li(h) for h in data["in_short"]) + "</ul>")
+        html_list_item(h) for h in data["in_short"]) + "</ul>")
     attention = _attention(data)
     parts.append('<h2>Families that need attention</h2><ul id="attention">')
     parts += [f"<li>{e(a)}</li>" for a in attention] or ["<li>none: every family's sampler is healthy (no divergences, "
-                                                         "R-hat ≤ 1.01, bulk and tail ESS ≥ 400), nothing is flagged and none "
+                                                         f"R-hat ≤ {RHAT_MAX}, bulk and tail ESS ≥ {ESS_MIN}), nothing is flagged and none "
                                                          "was skipped</li>"]
     parts.append("</ul>")
     header, body = _summary_table(data)
@@ -265,9 +281,9 @@ def write_family_report(batch, out_dir, *, runs=None, budgets=DEFAULT_BUDGETS, p
     prov["runs_used"] = used
     if runs is not None and len(runs) > used:
         prov["conventions"].append(f"{len(runs) - used} runs of {len(batch.skipped)} skipped families not used")
-    data = _clean({
+    data = json_safe({
         "title": title or f"{law.name} law: posterior forecasts for {len(fams)} families",
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "bayes_scaling_version": __version__, "prob": prob, "budgets": budgets,
         "provenance": prov,
         "family_columns": str((runs.columns.get("family") if runs is not None else None) or "family"),

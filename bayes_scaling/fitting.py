@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -143,7 +143,7 @@ def objective_function(law: Law, kind: str = "huber", *, prior: bool = False):
     return f
 
 
-def _lbfgs_one(fun, theta0, args, max_steps, gtol, ftol, newton_first: int = 0):
+def lbfgs_one(fun, theta0, args, max_steps, gtol, ftol, newton_first: int = 0):
     """Minimise ``fun(theta, *args)`` from ``theta0``; returns (theta, f, gnorm, steps, status).
     ``newton_first`` > 0 takes that many safeguarded Newton steps before L-BFGS (for starts already near the
     minimum, such as a similar family's optimum: a few Newton steps replace hundreds of L-BFGS steps)."""
@@ -224,7 +224,7 @@ def _newton_polish(fn, theta, f, num_steps: int = 4):
 def _solve_starts(fun, theta0s, X, logy, mask, hyper, max_steps, chunk, newton_first=0):
     """L-BFGS (+ Newton polish) from each row of ``theta0s``; stacked (theta, f, gnorm, steps, status)."""
     gtol, ftol = hyper["gtol"], hyper["ftol"]
-    solve = lambda th0: _lbfgs_one(fun, th0, (X, logy, mask, hyper), max_steps, gtol, ftol, newton_first)
+    solve = lambda th0: lbfgs_one(fun, th0, (X, logy, mask, hyper), max_steps, gtol, ftol, newton_first)
     if theta0s.shape[0] == 1:  # a vmap of size 1 still batches the while_loops (several times slower)
         return jax.tree_util.tree_map(lambda a: a[None], solve(theta0s[0]))
     if chunk >= theta0s.shape[0]:
@@ -234,7 +234,7 @@ def _solve_starts(fun, theta0s, X, logy, mask, hyper, max_steps, chunk, newton_f
     return jax.lax.map(solve, theta0s, batch_size=chunk if chunk > 1 else None)
 
 
-def _multistart_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, max_steps, chunk, newton_first=0):
+def multistart_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, max_steps, chunk, newton_first=0):
     _TRACES["count"] += 1
     fun = objective_function(law, kind, prior=prior)
     return _solve_starts(fun, theta0s, X, logy, mask, hyper, max_steps, chunk, newton_first)
@@ -253,10 +253,10 @@ def _varpro_impl(nl_grid, X, logy, mask, hyper, *, law, kind, prior, num_polish,
 _varpro = jax.jit(_varpro_impl, static_argnames=("law", "kind", "prior", "num_polish", "max_steps", "chunk"))
 
 
-_multistart = jax.jit(_multistart_impl, static_argnames=("law", "kind", "prior", "max_steps", "chunk", "newton_first"))
+_multistart = jax.jit(multistart_impl, static_argnames=("law", "kind", "prior", "max_steps", "chunk", "newton_first"))
 
 
-def _screen_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, batch=0):
+def screen_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, batch=0):
     _TRACES["count"] += 1
     fun = objective_function(law, kind, prior=prior)
     one = lambda th: fun(th, X, logy, mask, hyper)
@@ -276,10 +276,10 @@ def screen_batch(num_starts: int, num_runs: int) -> int:
     return 0 if b >= num_starts else b
 
 
-_screen = jax.jit(_screen_impl, static_argnames=("law", "kind", "prior", "batch"))
+_screen = jax.jit(screen_impl, static_argnames=("law", "kind", "prior", "batch"))
 
 
-def _default_tols(dtype):
+def default_tols(dtype):
     if jnp.dtype(dtype) == jnp.float64:
         return 1e-9, 1e-12
     return 1e-4, 1e-6
@@ -304,7 +304,8 @@ def start_array(law: Law, starts, num_noise: int) -> np.ndarray:
     if theta0s.ndim == 2 and theta0s.shape[1] == law.num_free and num_noise:
         theta0s = np.concatenate([theta0s, np.full((len(theta0s), 1), np.log(0.05))], axis=1)
     if theta0s.ndim != 2 or theta0s.shape[1] != want or len(theta0s) == 0:
-        raise ValueError(f"starts must be an array (num_starts, {want}) ({', '.join(law.free_names)}{', log sigma' if num_noise else ''}); got shape {theta0s.shape}")
+        raise ValueError(f"starts must be an array (num_starts, {want}) ({', '.join(law.free_names)}{', log sigma' if num_noise else ''}); "
+                         f"got shape {theta0s.shape}")
     if not np.all(np.isfinite(theta0s)):
         raise ValueError("starts must be finite")
     return theta0s
@@ -312,7 +313,7 @@ def start_array(law: Law, starts, num_noise: int) -> np.ndarray:
 
 def hyper_params(dtype, *, delta=1e-3, nu=4.0, gtol=None, ftol=None) -> dict:
     """The objective's and stopping rule's constants as arrays of ``dtype`` (defaults per dtype)."""
-    g_def, f_def = _default_tols(dtype)
+    g_def, f_def = default_tols(dtype)
     return {
         "delta": jnp.asarray(delta, dtype),
         "nu": jnp.asarray(nu, dtype),
@@ -396,7 +397,7 @@ def fit_point(
         start_strategy = ""
         out, num_starts = _grid_fit(law, kind, prior, starts, num_noise, X, logy, mask, hyper, num_polish, chunk,
                                     max_steps, jit, notes)
-    fit = dataclasses.replace(_best(law, runs, kind, prior, delta, nu, out, num_starts, tuple(notes)), start_strategy=start_strategy)
+    fit = dataclasses.replace(best_fit(law, runs, kind, prior, delta, nu, out, num_starts, tuple(notes)), start_strategy=start_strategy)
     return with_checks(fit, runs, kind_of_fit, early, explained_of(law, fit.params, X, logy, jit=jit))
 
 
@@ -431,7 +432,7 @@ def _grid_fit(law, kind, prior, starts, num_noise, X, logy, mask, hyper, num_pol
     if jit:
         return compile_cache.run("multistart", "", _multistart, theta0s, X, logy, mask, hyper, **kwargs), num_starts
     with jax.disable_jit():
-        return _multistart_impl(theta0s, X, logy, mask, hyper, **kwargs), num_starts
+        return multistart_impl(theta0s, X, logy, mask, hyper, **kwargs), num_starts
 
 
 def fit_kind(objective: str, prior: bool) -> str:
@@ -464,7 +465,7 @@ def with_checks(fit: PointFit, runs, kind: str, early=(), explained: float | Non
     return dataclasses.replace(fit, warnings=tuple(dict.fromkeys(w)))
 
 
-def _best(law, runs, kind, prior, delta, nu, out, num_starts, notes) -> PointFit:
+def best_fit(law, runs, kind, prior, delta, nu, out, num_starts, notes) -> PointFit:
     theta, f, gnorm, steps, status = (np.asarray(a) for a in out)
     ok = np.isfinite(f) & (status != 3)
     conv = (status == 0) | (status == 1)
@@ -479,7 +480,8 @@ def _best(law, runs, kind, prior, delta, nu, out, num_starts, notes) -> PointFit
         noise["sigma"] = float(np.exp(theta[i, k]))
         if kind == "student_t":
             noise["nu"] = float(nu)
-    method = {"huber": f"Huber (delta={delta:g}) on log loss, summed"}.get(kind, f"{'MAP' if prior else 'maximum likelihood'}, {kind} noise on log loss")
+    method = {"huber": f"Huber (delta={delta:g}) on log loss, summed"}.get(
+        kind, f"{'MAP' if prior else 'maximum likelihood'}, {kind} noise on log loss")
     code = int(status[i])
     for p in law.free_params:
         if p.log and params[p.name] < 1e-6 * max(1.0, float(np.max(runs.loss))):

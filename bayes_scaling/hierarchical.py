@@ -19,8 +19,9 @@ on log loss is Student-t (nu = 4) or Gaussian. The law's one ``log_loss`` is vma
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,14 +30,13 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
-from . import derived
-from . import checks
+from . import checks, derived
 from .batch import make_batch
 from .data import as_runs
-from .fitting import fit_point
 from .diagnostics import ESS_MIN, RHAT_MAX, ess_bulk, health, rhat
+from .fitting import fit_point
 from .laws import Law, get_law
-from .model import DEFAULT_SHAPE, NOISE_SCALE, _centred_terms, start_sigma
+from .model import DEFAULT_SHAPE, NOISE_SCALE, centred_terms, start_sigma
 from .noise import LIKELIHOODS, sample_unit
 from .posterior import interval
 from .sampling import check_sampler_size, run_nuts
@@ -60,7 +60,7 @@ def _pooling(law: Law, pool: Mapping[str, str] | None) -> dict[str, str]:
     bad = {k: v for k, v in pool.items() if v not in POOLING}
     if bad:
         raise ValueError(f"pooling must be one of {POOLING}; got {bad}")
-    centred = {t[0] for t in _centred_terms(law)}
+    centred = {t[0] for t in centred_terms(law)}
     out = {}
     for p in law.free_params:
         default = "complete" if not p.log else "none"
@@ -81,7 +81,7 @@ def make_hierarchical_model(law, *, pool=None, likelihood: str = "student_t", sh
         raise ValueError("hierarchical likelihood must be 'student_t' or 'gaussian'")
     shape = DEFAULT_SHAPE[likelihood] if shape is None else float(shape)
     logpdf = LIKELIHOODS[likelihood]
-    centred = {scale: (exponent, inp, sign) for scale, exponent, inp, sign in _centred_terms(law)}
+    centred = {scale: (exponent, inp, sign) for scale, exponent, inp, sign in centred_terms(law)}
     fixed = law.fixed_values
 
     def model(X, logy, mask, center):
@@ -211,9 +211,9 @@ class HierarchicalPosterior:
         ``prob`` interval of the mean law, and the predictive interval of one new run. A DataFrame, one row per family."""
         import pandas as pd
 
-        from .posterior import _positive_number
+        from .posterior import positive_number
 
-        N, D = _positive_number(N, "N"), _positive_number(D, "D")
+        N, D = positive_number(N, "N"), positive_number(D, "D")
         if family is not None:
             self.family(family)  # an unknown name is a ValueError listing the families
         fams = self.families if family is None else (family,)
@@ -281,12 +281,13 @@ def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, lik
     logy = jnp.asarray(np.log(batch.loss), dtype)
     mask = jnp.asarray(batch.mask, dtype)
     m = np.asarray(batch.mask, bool)
-    center = {inp: float(np.mean(np.log(batch.inputs[inp][m]))) for _, _, inp, _ in _centred_terms(law)}
+    center = {inp: float(np.mean(np.log(batch.inputs[inp][m]))) for _, _, inp, _ in centred_terms(law)}
     t0 = time.perf_counter()
     # the chains start at the pooled mode: one MAP fit of every family's runs together (identified whenever the
     # pooled model is, however few runs each family has), spread to every family, then polished to the
     # hierarchical posterior's own mode before sampling (sampling._laplace_fn)
-    fit = fit_point(law, runs.select(np.isin(runs.family, batch.families)), objective="gaussian" if likelihood == "gaussian" else "student_t", prior=True,
+    fit = fit_point(law, runs.select(np.isin(runs.family, batch.families)),
+                    objective="gaussian" if likelihood == "gaussian" else "student_t", prior=True,
                     num_polish=8)
     shared = {name: float(fit.params[name]) for name in law.free_names}
     sig = np.full(F, start_sigma(fit.noise["sigma"], noise_scale))

@@ -25,8 +25,9 @@ hyperparameter, the final loss), to the per-budget optima or to the near-optimal
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np

@@ -16,7 +16,8 @@ optima), done in one posterior. ``scatter=True`` lets the vertices scatter about
 v_k ~ Normal(line, tau), tau ~ LogNormal(log 0.05, 1) (boundary-avoiding: with a prior allowing tau = 0 the
 joint density is unbounded where every vertex sits on the line): wider, more conservative intervals, but a
 systematic vertex bias (below) is then absorbed as scatter rather than shown. Priors: a ~ Normal(0.5, 0.5),
-m ~ Normal(least-squares intercept, 3), L*_k ~ Normal(best loss_k, 1), log h_k ~ Normal(log 0.2, 2), and the noise scale sigma_k = sigma x (best loss_k), sigma ~ HalfNormal(0.05):
+m ~ Normal(least-squares intercept, 3), L*_k ~ Normal(best loss_k, 1), log h_k ~ Normal(log 0.2, 2), and the noise scale
+sigma_k = sigma x (best loss_k), sigma ~ HalfNormal(0.05):
 relative noise shared by the budgets (a free scale per budget has no residual degrees of freedom at a
 budget with 3 runs in its window, and NUTS then mixes poorly: R-hat up to 1.12 on Porian's data). D_opt(C_k) = C_k / (r_k N_opt(C_k)) with
 r_k = C/(N D) of the budget's runs (6 under C = 6ND), so b (D_opt ∝ C^b) = 1 - a - (least-squares slope
@@ -41,14 +42,16 @@ D_opt = k C^b through them (:func:`~bayes_scaling.hyperparams.fit_power_law`) an
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
+from .defaults import tokens_of
 from .draws import Draws, quantiles, sample_model, sample_models
 from .hyperparams import PowerLawPosterior, fit_power_law
 from .noise import student_t_logpdf
@@ -79,7 +82,7 @@ class IsoflopData:
     def num_budgets(self) -> int:
         return int(len(self.C))
 
-    def padded(self, K: int, M: int) -> "IsoflopData":
+    def padded(self, K: int, M: int) -> IsoflopData:
         """The same data padded to K budgets and M runs (padding masked out)."""
         k, m = self.x.shape
         pad = lambda a, v: np.pad(a, ((0, K - k), (0, M - m)), constant_values=v)
@@ -132,7 +135,7 @@ def prepare_isoflop(source, *, C: str = "C", N: str = "N", loss: str = "loss", D
     if len(df) == 0:
         raise ValueError(f"{name}: the table is empty")
     Cv, Nv, Lv = _numeric(df, C, name), _numeric(df, N, name), _numeric(df, loss, name)
-    Dv = _numeric(df, D, name) if D is not None and D in df.columns else Cv / (6.0 * Nv)
+    Dv = _numeric(df, D, name) if D is not None and D in df.columns else tokens_of(Cv, Nv)
     row = _rows(df)
     notes = []
     budgets = []
@@ -482,7 +485,7 @@ def envelope(source, *, C: str = "C", N: str = "N", loss: str = "loss", D: str |
     if len(df) == 0:
         raise ValueError(f"{name}: the table is empty")
     Cv, Nv, Lv = _numeric(df, C, name), _numeric(df, N, name), _numeric(df, loss, name)
-    Dv = _numeric(df, D, name) if D is not None and D in df.columns else Cv / (6.0 * Nv)
+    Dv = _numeric(df, D, name) if D is not None and D in df.columns else tokens_of(Cv, Nv)
     idx = lower_envelope(Cv, Lv)
     if len(idx) < 3:
         raise ValueError(f"{name}: only {len(idx)} run(s) on the lower envelope of loss against compute; a power law "

@@ -20,13 +20,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+
+from .defaults import FLOPS_PER_PARAM_TOKEN
 
 __all__ = [
     "Param",
@@ -66,7 +69,7 @@ def _xp(x):
     return np if isinstance(x, (np.ndarray, np.generic, float, int)) else jnp
 
 
-def _prior_token(prior) -> str:
+def prior_token(prior) -> str:
     """A prior's type and exact parameter values (for cache keys; :func:`prior_text` rounds for reading)."""
     args = [f"{name}={np.asarray(getattr(prior, name)).tolist()!r}" for name in getattr(prior, "arg_constraints", {})
             if getattr(prior, name, None) is not None]
@@ -161,7 +164,7 @@ class Law:
                 return p
         raise ValueError(f"law {self.name!r} has no parameter {name!r}; its parameters are {', '.join(self.param_names)}")
 
-    def fix(self, **values: float) -> "Law":
+    def fix(self, **values: float) -> Law:
         """Return the same law with some parameters held at given values (natural scale).
 
         >>> law = get_law("chinchilla").fix(alpha=0.34)
@@ -182,7 +185,7 @@ class Law:
         ordered = tuple((p.name, fixed[p.name]) for p in self.params if p.name in fixed)
         return dataclasses.replace(self, fixed=ordered, starts_override=None)
 
-    def with_starts(self, grid: Mapping[str, tuple[float, ...]]) -> "Law":
+    def with_starts(self, grid: Mapping[str, tuple[float, ...]]) -> Law:
         """Return the law with other start values (fit space) for some free parameters."""
         per = []
         for p in self.free_params:
@@ -222,7 +225,7 @@ class Law:
         fns = [f for f in (self.log_loss_fn, self.optimum, self.compute_for_loss) if f is not None]
         if not all((getattr(f, "__module__", "") or "").startswith("bayes_scaling.") for f in fns):
             return None
-        params = [(p.name, _prior_token(p.prior), p.log, p.starts) for p in self.params]
+        params = [(p.name, prior_token(p.prior), p.log, p.starts) for p in self.params]
         return repr((self.name, self.formula, self.inputs, params, self.fixed, self.centering, self.starts_override, self.linear))
 
     # ---- evaluation --------------------------------------------------------------------------
@@ -286,7 +289,7 @@ def _chinchilla_optimum(p, C):
     # METHODS §1.2: N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = G^-1 (C/6)^(alpha/(alpha+beta))
     s = p["alpha"] + p["beta"]
     logG = chinchilla_log_G(p)
-    logc = jnp.log(C) - jnp.log(6.0)
+    logc = jnp.log(C) - jnp.log(FLOPS_PER_PARAM_TOKEN)
     return jnp.exp(logG + p["beta"] / s * logc), jnp.exp(-logG + p["alpha"] / s * logc)
 
 
@@ -296,7 +299,7 @@ def _chinchilla_compute_for_loss(p, loss):
     logG = chinchilla_log_G(p)
     logK = jnp.logaddexp(jnp.log(p["A"]) - p["alpha"] * logG, jnp.log(p["B"]) + p["beta"] * logG)
     excess = loss - p["E"]
-    logC = jnp.log(6.0) - s / (p["alpha"] * p["beta"]) * (jnp.log(jnp.where(excess > 0, excess, 1.0)) - logK)
+    logC = jnp.log(FLOPS_PER_PARAM_TOKEN) - s / (p["alpha"] * p["beta"]) * (jnp.log(jnp.where(excess > 0, excess, 1.0)) - logK)
     return jnp.where(excess > 0, jnp.exp(logC), jnp.inf)
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -30,7 +31,8 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
-from .laws import Law, _prior_token, get_law
+from .defaults import compute_of
+from .laws import Law, get_law, prior_token
 from .noise import LIKELIHOODS, sample_unit
 
 __all__ = ["make_model", "prior_predictive", "centre_of", "sampling_values", "noise_inputs", "start_sigma", "NOISE_SCALE", "DEFAULT_SHAPE"]
@@ -40,7 +42,7 @@ NOISE_SCALE = 0.1
 DEFAULT_SHAPE = {"student_t": 4.0, "huber": 1.345, "gaussian": 0.0}
 
 
-def _centred_terms(law: Law):
+def centred_terms(law: Law):
     """The centring terms that apply: scale free (sampled), exponent a parameter of the law."""
     fixed = law.fixed_values
     out = []
@@ -53,12 +55,12 @@ def _centred_terms(law: Law):
 def centre_of(law: Law, X: Mapping[str, Any], mask=None) -> dict[str, float]:
     """log x0 for each centred input: the mean of log x over the (unmasked) runs."""
     out = {}
-    for _, _, inp, _ in _centred_terms(law):
+    for _, _, inp, _ in centred_terms(law):
         logx = np.log(np.asarray(X[inp], float))
         w = np.ones_like(logx) if mask is None else np.asarray(mask, float)
         out[inp] = float(np.sum(w * logx) / np.sum(w))
     if "C" in X or ("N" in X and "D" in X):
-        logC = np.log(np.asarray(X["C"], float)) if "C" in X else np.log(6.0 * np.asarray(X["N"], float) * np.asarray(X["D"], float))
+        logC = np.log(np.asarray(X["C"], float)) if "C" in X else np.log(compute_of(np.asarray(X["N"], float), np.asarray(X["D"], float)))
         w = np.ones_like(logC) if mask is None else np.asarray(mask, float)
         out["__logC__"] = float(np.sum(w * logC) / np.sum(w))
     return out
@@ -118,7 +120,7 @@ def _make_model(
     for name, prior in priors.items():
         if not isinstance(prior, dist.Distribution):
             raise ValueError(f"prior for {name!r} must be a numpyro distribution, not {type(prior).__name__}")
-    centred = {scale: (exponent, inp, sign) for scale, exponent, inp, sign in _centred_terms(law)}
+    centred = {scale: (exponent, inp, sign) for scale, exponent, inp, sign in centred_terms(law)}
     fixed = law.fixed_values
     logpdf = LIKELIHOODS[likelihood]
 
@@ -145,7 +147,7 @@ def _make_model(
         scale = sigma
         if noise_varies_with_compute:
             gamma = numpyro.sample("gamma", dist.Normal(0.0, 0.5))
-            logC = jnp.log(X["C"]) if "C" in X else jnp.log(6.0 * X["N"] * X["D"])
+            logC = jnp.log(X["C"]) if "C" in X else jnp.log(compute_of(X["N"], X["D"]))
             scale = sigma * jnp.exp(gamma * (logC - center["__logC__"]))
         numpyro.deterministic("log_loss_mean", mu)
         if logy is not None:
@@ -157,7 +159,7 @@ def _make_model(
     model.law = law
     model.cache_token = None if law.cache_token is None else repr((
         "loss_model", law.cache_token, likelihood, shape, learn_nu, noise_scale, bool(noise_varies_with_compute),
-        sorted((k, _prior_token(v)) for k, v in priors.items())))
+        sorted((k, prior_token(v)) for k, v in priors.items())))
     model.priors = priors
     model.likelihood = likelihood
     model.shape = shape

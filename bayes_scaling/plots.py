@@ -43,14 +43,17 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import derived
-from .laws import Law, get_law
+from .defaults import PROB as DEFAULT_PROB
+from .defaults import compute_of
+from .laws import get_law
 
 __all__ = [
     "plot_fit",
@@ -69,7 +72,6 @@ __all__ = [
     "DEFAULT_FAN",
 ]
 
-DEFAULT_PROB = 0.9
 #: nested interval masses of a fan chart, widest last
 DEFAULT_FAN = (0.5, 0.8, 0.95)
 #: at most this many draws go into a band (evenly thinned): quantiles of 1000 draws are stable to ~1%
@@ -162,7 +164,7 @@ def _compute_of(obs) -> np.ndarray | None:
     if "C" in obs:
         return obs["C"]
     if "N" in obs and "D" in obs:
-        return derived.FLOPS_PER_PARAM_TOKEN * obs["N"] * obs["D"]
+        return compute_of(obs["N"], obs["D"])
     return None
 
 
@@ -951,7 +953,7 @@ def plot_critical_batch_law(source, law=None, *, by: str | None = None, definiti
     from .hyperparams import PowerLawPosterior
 
     if isinstance(source, PowerLawPosterior):
-        law, fitted = source, source
+        law = source
         (name,) = law.inputs
         x = np.asarray(law.observed[name], float)
         y = np.asarray(law.observed["y"], float)

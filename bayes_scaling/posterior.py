@@ -9,21 +9,23 @@ density. Derived quantities are the functions of :mod:`bayes_scaling.derived`, v
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import derived
+from .defaults import PROB as DEFAULT_PROB
+from .defaults import compute_of
 from .diagnostics import ess_bulk, ess_tail, health, rhat
 from .laws import Law, get_law
 from .noise import sample_unit
 
 __all__ = ["Posterior", "interval", "hdi"]
 
-DEFAULT_PROB = 0.9
 
 
 def interval(x, prob: float = DEFAULT_PROB) -> tuple[float, float]:
@@ -50,11 +52,11 @@ def max_compute(observed: Mapping[str, Any]) -> float | None:
     if "C" in observed:
         return float(np.max(observed["C"]))
     if "N" in observed and "D" in observed:
-        return float(np.max(derived.FLOPS_PER_PARAM_TOKEN * np.asarray(observed["N"]) * np.asarray(observed["D"])))
+        return float(np.max(compute_of(np.asarray(observed["N"]), np.asarray(observed["D"]))))
     return None
 
 
-def _positive_number(x, name: str) -> float:
+def positive_number(x, name: str) -> float:
     try:
         v = float(x)
     except (TypeError, ValueError):
@@ -157,12 +159,12 @@ class Posterior:
     def sampled_coordinates(self) -> dict[str, np.ndarray]:
         """The free parameters' draws in the coordinates NUTS moved in: log of scale parameters, exponents as they
         are, and each centred scale as log of its term at the data's centre (log A - alpha log N0 for Chinchilla)."""
-        from .model import _centred_terms
+        from .model import centred_terms
 
         flat = self.flat()
         center = self.settings.get("center", {})
         out = {}
-        centred = {s: (e, i, sg) for s, e, i, sg in _centred_terms(self.law)}
+        centred = {s: (e, i, sg) for s, e, i, sg in centred_terms(self.law)}
         for n in self.law.free_names:
             x = np.log(flat[n]) if self.law.param(n).log else flat[n]
             if n in centred and centred[n][1] in center:
@@ -266,9 +268,9 @@ class Posterior:
     def loss_of_plan(self, N, D, *, prob: float = DEFAULT_PROB, inputs=None, seed: int = 0) -> dict[str, float]:
         """Median and intervals of a planned model's loss: of the mean law, and predictive for one run."""
         _check_prob(prob)
-        N, D = _positive_number(N, "N"), _positive_number(D, "D")
+        N, D = positive_number(N, "N"), positive_number(D, "D")
         L = derived.over_draws(self.law, "loss_of_plan", self.flat(), np.array([[N, D]]), inputs=inputs)[:, 0]
-        y = L * np.exp(self._new_run_noise(seed, L.shape, 6.0 * N * D))
+        y = L * np.exp(self._new_run_noise(seed, L.shape, compute_of(N, D)))
         lo, hi = interval(L, prob)
         plo, phi = interval(y, prob)
         return {"median": float(np.median(L)), "lo": lo, "hi": hi, "predictive_lo": plo, "predictive_hi": phi}
@@ -285,7 +287,7 @@ class Posterior:
         """Replicated losses for the observed runs, ``(chain, draw, run)``."""
         mu = self.log_loss_mean
         obs = self.observed
-        C = (obs["C"] if "C" in obs else 6 * obs["N"] * obs["D"]) if "gamma" in self.noise else np.ones(mu.shape[-1])
+        C = (obs["C"] if "C" in obs else compute_of(obs["N"], obs["D"])) if "gamma" in self.noise else np.ones(mu.shape[-1])
         return np.exp(mu + self._sigma(C) * self._unit_noise(seed, mu.shape))
 
     def predictive_check(self, prob: float = DEFAULT_PROB, *, seed: int = 0) -> dict[str, float]:
@@ -340,7 +342,7 @@ class Posterior:
         self.to_inference_data().to_netcdf(path)
 
     @classmethod
-    def load(cls, path, law: Law | None = None) -> "Posterior":
+    def load(cls, path, law: Law | None = None) -> Posterior:
         """Read a posterior written by :meth:`save`. A user-declared law must be registered (or passed)."""
         import os
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["reporting", "report", "Printer", "active"]
 

@@ -27,13 +27,15 @@ import io
 import json
 import math
 import os
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
+from .defaults import BUDGETS as DEFAULT_BUDGETS
+
 __all__ = ["write_report", "build_report", "provenance", "report_files", "FIGURES", "DEFAULT_BUDGETS"]
 
-DEFAULT_BUDGETS = (1e21, 5.76e23, 1e25)
 _FILES = ("report.html", "report.md", "report.json")
 
 #: (file stem, caption) of each figure, in the order the report shows them
@@ -102,14 +104,14 @@ def provenance(runs=None, *, path=None, num_runs: int | None = None, notes: Iter
 
 
 # ---- content --------------------------------------------------------------------------------------------
-def _clean(x):
+def json_safe(x):
     """JSON-safe: NaN/inf -> None, NumPy scalars -> Python."""
     if isinstance(x, Mapping):
-        return {str(k): _clean(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
+        return json_safe(x.tolist())
     if isinstance(x, (np.floating, float)):
         x = float(x)
         return x if math.isfinite(x) else None
@@ -182,9 +184,9 @@ def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9,
                                      "chain_method", "init", "seconds")}
     prov = provenance(runs, path=data_path, num_runs=len(post.observed.get("loss", [])), notes=notes)
     prov["data_sha256"] = s.get("data_sha256")
-    out = _clean({
+    out = json_safe({
         "title": title or f"{law.name} law: posterior forecast",
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "bayes_scaling_version": __version__,
         "prob": prob, "interval": f"{pct} equal-tailed (HDI alongside)",
         "budgets": list(np.asarray(budgets, float)),
@@ -270,7 +272,7 @@ def png_bytes(axes, dpi: int = 100) -> bytes:
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
-def _num(v, kind="g") -> str:
+def fmt_number(v, kind="g") -> str:
     if v is None:
         return "–"
     if kind == "loss":
@@ -280,7 +282,7 @@ def _num(v, kind="g") -> str:
     return f"{v:.4g}"
 
 
-def _times(f) -> str:
+def fmt_times(f) -> str:
     """An extrapolation factor in words-and-numbers: ``44x``, ``772x (far)``; ``–`` when unknown."""
     from .checks import FAR_EXTRAPOLATION
 
@@ -303,7 +305,7 @@ def in_short(data) -> list[str]:
     for r in data["forecast"] or []:
         f = r.get("extrapolation")
         far = f is not None and f >= FAR_EXTRAPOLATION
-        where = f" ({_times(f).split(' ')[0]} the largest run{', far beyond the runs' if far else ''})" if f is not None else ""
+        where = f" ({fmt_times(f).split(' ')[0]} the largest run{', far beyond the runs' if far else ''})" if f is not None else ""
         if "N_opt" in r:
             lines.append(f"At C = {r['budget']:.3g} FLOPs{where}: N_opt {r['N_opt']:.3g} ({r['N_opt_lo']:.3g}, "
                          f"{r['N_opt_hi']:.3g}), D_opt {r['D_opt']:.3g}, L* {r['L*']:.4f} ({r['L*_lo']:.4f}, {r['L*_hi']:.4f}).")
@@ -332,9 +334,10 @@ def _tables(data) -> list[tuple[str, str, list[str], list[list[str]]]]:
             for p in law["parameters"]]
     rows.append(["noise", data["noise"]["description"], ""])
     t.append(("law", f"Law and priors: {law['name']}, {law['formula']}", ["parameter", "prior", "meaning"], rows))
-    rows = [[p["name"], _num(p["median"]), f"({_num(p['lo'])}, {_num(p['hi'])})", f"({_num(p['hdi_lo'])}, {_num(p['hdi_hi'])})",
-             _num(p["r_hat"]) if p["r_hat"] is None else f"{p['r_hat']:.3f}",
-             _num(p["ess_bulk"]) if p["ess_bulk"] is None else f"{p['ess_bulk']:.0f}"] for p in data["parameters"]]
+    rows = [[p["name"], fmt_number(p["median"]), f"({fmt_number(p['lo'])}, {fmt_number(p['hi'])})",
+             f"({fmt_number(p['hdi_lo'])}, {fmt_number(p['hdi_hi'])})",
+             fmt_number(p["r_hat"]) if p["r_hat"] is None else f"{p['r_hat']:.3f}",
+             fmt_number(p["ess_bulk"]) if p["ess_bulk"] is None else f"{p['ess_bulk']:.0f}"] for p in data["parameters"]]
     t.append(("parameters", f"Parameters: posterior median and {pct} intervals",
               ["parameter", "median", f"{pct} equal-tailed", f"{pct} HDI", "R-hat", "bulk ESS"], rows))
     if data["forecast"]:
@@ -346,9 +349,9 @@ def _tables(data) -> list[tuple[str, str, list[str], list[list[str]]]]:
             cells = [f"{r['budget']:.3g}"]
             for c in cols:
                 k = kinds.get(c, "g")
-                cells.append(f"{_num(r[c], k)} ({_num(r[c + '_lo'], k)}, {_num(r[c + '_hi'], k)})")
-            cells.append(f"({_num(r['L_new_lo'], 'loss')}, {_num(r['L_new_hi'], 'loss')})")
-            cells.append(_times(r.get("extrapolation")))
+                cells.append(f"{fmt_number(r[c], k)} ({fmt_number(r[c + '_lo'], k)}, {fmt_number(r[c + '_hi'], k)})")
+            cells.append(f"({fmt_number(r['L_new_lo'], 'loss')}, {fmt_number(r['L_new_hi'], 'loss')})")
+            cells.append(fmt_times(r.get("extrapolation")))
             rows.append(cells)
         t.append(("forecast", f"Forecast per budget: median ({pct} interval); C = 6ND FLOPs; the last column is how far "
                   "the budget lies beyond the largest run's compute",
@@ -357,7 +360,8 @@ def _tables(data) -> list[tuple[str, str, list[str], list[list[str]]]]:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;\
+padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em} th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f3f5f8} td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -395,7 +399,7 @@ def figure_html(name: str, png: bytes, caption: str) -> str:
             f"<figcaption>{e(caption)}</figcaption></figure>")
 
 
-def _li(text: str) -> str:
+def html_list_item(text: str) -> str:
     """A list item of "In short"; a warning stands out."""
     cls = ' class="warn"' if text.startswith("WARNING") else ""
     return f"<li{cls}>{html.escape(text)}</li>"
@@ -421,7 +425,7 @@ def render_html(data, figures: Mapping[str, bytes]) -> str:
     headline = data.get("in_short") or in_short(data)
     if headline:
         parts.append('<h2>In short</h2><ul id="in-short">' + "".join(
-            _li(h) for h in headline) + "</ul>")
+            html_list_item(h) for h in headline) + "</ul>")
     for tid, heading, header, rows in _tables(data):
         parts.append(f"<h2>{e(heading)}</h2>")
         parts.append(f'<table id="{tid}">')
@@ -448,7 +452,7 @@ def render_markdown(data, figures: Iterable[str]) -> str:
     short = data.get("in_short") or in_short(data)
     if short:
         lines += ["## In short", ""] + [f"- {'**' + h + '**' if h.startswith('WARNING') else h}" for h in short] + [""]
-    for tid, heading, header, rows in _tables(data):
+    for _tid, heading, header, rows in _tables(data):
         lines += [f"## {heading}", ""]
         head = header if any(header) else ["item", "value"]
         lines.append("| " + " | ".join(head) + " |")

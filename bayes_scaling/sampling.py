@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -59,13 +60,13 @@ def _laplace_fn(model, num_chains: int):
     if key not in _CACHE:
         from numpyro.infer.util import potential_energy, unconstrain_fn
 
-        from .fitting import _default_tols, _lbfgs_one
+        from .fitting import default_tols, lbfgs_one
 
         def starts(rng_key, values, args, scale):
             flat, unravel = ravel_pytree(unconstrain_fn(model, args, {}, values))
             pot = lambda v, a: potential_energy(model, a, {}, unravel(v))
-            gtol, ftol = _default_tols(flat.dtype)
-            mode = _lbfgs_one(pot, flat, (args,), 2000, jnp.asarray(gtol, flat.dtype), jnp.asarray(ftol, flat.dtype))[0]
+            gtol, ftol = default_tols(flat.dtype)
+            mode = lbfgs_one(pot, flat, (args,), 2000, jnp.asarray(gtol, flat.dtype), jnp.asarray(ftol, flat.dtype))[0]
             flat = jnp.where(jnp.all(jnp.isfinite(mode)), mode, flat)
             H = jax.hessian(pot)(flat, args)
             L = jnp.linalg.cholesky(0.5 * (H + H.T))
@@ -81,7 +82,7 @@ def _laplace_fn(model, num_chains: int):
     return _CACHE[key]
 
 
-def _laplace_inits(key, model, args, values, num_chains, scale):
+def laplace_inits(key, model, args, values, num_chains, scale):
     """Unconstrained chain starts and the chains' keys (see :func:`_laplace_fn`): ``(starts, ok, chain_keys)``,
     ``starts`` and ``chain_keys`` with a leading chain axis (NumPy arrays)."""
     dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
@@ -266,7 +267,7 @@ def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, 
                             num_chains=num_chains, chain_method=chain_method, dense_mass=dense_mass,
                             target_accept=target_accept, max_tree_depth=max_tree_depth, init_scale=init_scale,
                             regularize_mass_matrix=regularize_mass_matrix, devices=devices)
-    init_params, laplace_ok, keys = _laplace_inits(seed_key(seed), model, args, values, num_chains, init_scale)
+    init_params, laplace_ok, keys = laplace_inits(seed_key(seed), model, args, values, num_chains, init_scale)
     if chain_method == "auto":
         chain_method = "vectorized" if on_accelerator() else "sequential"
     if chain_method not in ("vectorized", "sequential", "parallel"):

@@ -37,7 +37,8 @@ def sharded(fn, num_devices: int, axis: str, split: tuple[bool, ...]):
     """``fn`` jitted with ``jax.shard_map`` over the first ``num_devices`` devices: the arguments marked True in
     ``split`` are divided along their leading axis, the others copied to every device; results are joined
     along the leading axis."""
-    from jax.sharding import Mesh, PartitionSpec as P
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
 
     mesh = Mesh(np.array(jax.devices()[:num_devices]), (axis,))
     in_specs = tuple(P(axis) if s else P() for s in split)

@@ -12,7 +12,8 @@ against a loop of `sample_posterior` (timed on 5 families, scaled; beyond 100 fa
 every device runs, once, its compile included), on one device and sharded over all the
 CPU devices (`--cpu-devices`, default 1: one per core is what the CLI uses); with several devices the loop
 is timed twice: every posterior on one device, and with each posterior's 4 chains spread over the devices
-(`sample_posterior`'s default there), the loop's own best use of the cores. `--sizes` with no value skips the point fits. Timings are warm (a first call on other
+(`sample_posterior`'s default there), the loop's own best use of the cores. `--sizes` with no value skips the point fits.
+Timings are warm (a first call on other
 data of the same shape compiles it) up to 100 families and for the warm protocol at every size; the grid
 protocols beyond 100 families include their ~3 s compile, and are skipped beyond --grid-up-to families
 (about 0.2 s a family). Where both ran, the warm fits' objectives are compared with the grid's.
@@ -37,10 +38,10 @@ if "--cpu-devices" in sys.argv:  # before JAX runs anything
     jax.config.update("jax_num_cpu_devices", int(sys.argv[sys.argv.index("--cpu-devices") + 1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from bench_point_fit import machine  # noqa: E402
 
 from bayes_scaling import fit_point, get_law, load_runs, sample_posterior  # noqa: E402
 from bayes_scaling.batch import fit_point_batch, sample_posterior_batch  # noqa: E402
-from bench_point_fit import machine  # noqa: E402
 
 LAW = get_law("chinchilla")
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.347, "beta": 0.367}

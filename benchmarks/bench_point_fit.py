@@ -33,9 +33,9 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy_reference import scipy_grid  # noqa: E402
 
 from bayes_scaling import fit_point, get_law, load_chinchilla  # noqa: E402
-from scipy_reference import scipy_grid  # noqa: E402
 
 
 def timed(fn, repeats=1):
@@ -133,7 +133,8 @@ def main(argv=None):
     print(f"{'scipy L-BFGS-B, every start':<46}{s['seconds']:>10.2f}{s['objective']:>22.15e}{1.0:>10.1f}")
     print(f"{'ours, every start (cold)':<46}{t_every:>10.2f}{every.objective:>22.15e}{s['seconds'] / t_every:>10.1f}")
     print(f"{'ours, screened + 32 polished (cold)':<46}{o['cold_seconds']:>10.2f}{o['objective']:>22.15e}{s['seconds'] / o['cold_seconds']:>10.1f}")
-    print(f"{'ours, screened + 32 polished (warm, median)':<46}{o['warm_seconds']:>10.3f}{o['objective']:>22.15e}{s['seconds'] / o['warm_seconds']:>10.1f}")
+    print(f"{'ours, screened + 32 polished (warm, median)':<46}{o['warm_seconds']:>10.3f}{o['objective']:>22.15e}"
+          f"{s['seconds'] / o['warm_seconds']:>10.1f}")
     res["objective_gap"] = abs(o["objective"] - s["objective"])
     res["speedup_warm"] = s["seconds"] / o["warm_seconds"]
     res["speedup_cold"] = s["seconds"] / o["cold_seconds"]
@@ -141,7 +142,8 @@ def main(argv=None):
     print(f"demo end to end (fresh process, cold): {res['demo']['seconds']:.1f} s, exit {proc.returncode}")
     print("\nstarts   ours every start (s)   ours screened (s)   scipy (s)")
     for r in starts_rows:
-        print(f"{r['starts']:>6}   {r['ours_every_start_s']:>20.3f}   {r['ours_screened_s']:>17.3f}   {r['scipy_s']:>9.2f}{' (extrap.)' if r['scipy_extrapolated'] else ''}")
+        print(f"{r['starts']:>6}   {r['ours_every_start_s']:>20.3f}   {r['ours_screened_s']:>17.3f}   {r['scipy_s']:>9.2f}"
+              f"{' (extrap.)' if r['scipy_extrapolated'] else ''}")
     print("\nruns     cold (s)   warm (s)   objective")
     for r in runs_rows:
         print(f"{r['runs']:>6}   {r['cold_s']:>8.2f}   {r['warm_s']:>8.3f}   {r['objective']:.6g}{'' if r['converged'] else ' (not converged)'}")

@@ -29,11 +29,11 @@ jax.config.update("jax_enable_x64", True)
 if "--cpu-devices" in sys.argv:  # before JAX runs anything
     jax.config.update("jax_num_cpu_devices", int(sys.argv[sys.argv.index("--cpu-devices") + 1]))
 import numpy as np  # noqa: E402
+from bench_point_fit import machine  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
+from scipy_reference import chinchilla_huber  # noqa: E402
 
 from bayes_scaling import compute_optimal, fit_point, load_chinchilla, sample_posterior  # noqa: E402
-from bench_point_fit import machine  # noqa: E402
-from scipy_reference import chinchilla_huber  # noqa: E402
 
 C_REF = 5.76e23
 
@@ -56,6 +56,11 @@ def bands(theta):
     n = np.asarray(compute_optimal("chinchilla", p, C_REF)[0])
     a = p["beta"] / (p["alpha"] + p["beta"])
     return np.quantile(n, [0.1, 0.5, 0.9]).tolist(), np.quantile(a, [0.1, 0.5, 0.9]).tolist()
+
+
+def _iv(q, fmt):
+    """An 80% interval (q = 10%, 50%, 90% quantiles) as text."""
+    return f"({q[0]:{fmt}}, {q[2]:{fmt}})"
 
 
 def main(argv=None):
@@ -105,10 +110,10 @@ def main(argv=None):
     print(f"{'method':<44}{'seconds':>9}{'min ESS':>9}{'N_opt(5.76e23) 80%':>26}{'a 80%':>18}")
     for r in rows:
         print(f"{'NUTS ' + r['run']:<44}{r['seconds']:>9.1f}{r['min_ess_bulk']:>9.0f}"
-              f"{'(%.3g, %.3g)' % (r['n_opt_80'][0], r['n_opt_80'][2]):>26}{'(%.3f, %.3f)' % (r['a_80'][0], r['a_80'][2]):>18}")
+              f"{_iv(r['n_opt_80'], '.3g'):>26}{_iv(r['a_80'], '.3f'):>18}")
     for k, b in boot.items():
         print(f"{'bootstrap ' + str(args.num_boot) + ' L-BFGS-B, ' + k + ' tol':<44}{b['seconds']:>9.1f}{'-':>9}"
-              f"{'(%.3g, %.3g)' % (b['n_opt_80'][0], b['n_opt_80'][2]):>26}{'(%.3f, %.3f)' % (b['a_80'][0], b['a_80'][2]):>18}"
+              f"{_iv(b['n_opt_80'], '.3g'):>26}{_iv(b['a_80'], '.3f'):>18}"
               f"  moved {100 * b['moved']:.0f}%")
     warm = rows[1]["seconds"]
     if boot:

@@ -348,7 +348,8 @@ def main(argv=None):
     out_path = Path(args.out or ROOT / "benchmarks" / "results" / ("startup_quick.json" if args.quick else "startup.json"))
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_startup-"))
-    trees = {"new": snapshot(workdir) if args.snapshot else ROOT, "baseline": baseline_tree(args.baseline_commit) if "baseline" in args.versions else None}
+    trees = {"new": snapshot(workdir) if args.snapshot else ROOT,
+             "baseline": baseline_tree(args.baseline_commit) if "baseline" in args.versions else None}
     trees = {v: trees[v] for v in args.versions}
     imported = {v: check_import(t, workdir) for v, t in trees.items()}
     for v, path in imported.items():
@@ -363,7 +364,8 @@ def main(argv=None):
                      "new_head": git("rev-parse", "HEAD"), "new_tree_dirty": bool(git("status", "--porcelain", "--", "bayes_scaling")),
                      "new_snapshot": args.snapshot, "new_source_hash": source_hash(trees["new"]) if "new" in trees else None,
                      "launch": "PYTHONPATH=<tree> python -m bayes_scaling.cli ARGV, cwd = a temporary folder",
-                     "env": {k: os.environ[k] for k in ("XLA_FLAGS", "BAYES_SCALING_CPU_DEVICES", "JAX_PLATFORMS", "PYTHONDONTWRITEBYTECODE") if k in os.environ},
+                     "env": {k: os.environ[k] for k in ("XLA_FLAGS", "BAYES_SCALING_CPU_DEVICES", "JAX_PLATFORMS", "PYTHONDONTWRITEBYTECODE")
+                             if k in os.environ},
                      "inputs": {"sweep_rows": inputs["sweep_rows"], "isoflop_rows": inputs["isoflop_rows"],
                                 "isoflop_configuration": PORIAN}},
         "imported": imported,

@@ -135,7 +135,8 @@ def main():
             if "error" in x:
                 print(f"  {s:<8}{label:<8} FAILED {x['error']}")
             else:
-                print(f"  {s:<8}{label:<8} imports {x['imports_s']:.2f}  first fit {x['first_fit_s']:.3f}  process {x['process_s']:.2f}  objective {x['objective']:.12e}")
+                print(f"  {s:<8}{label:<8} imports {x['imports_s']:.2f}  first fit {x['first_fit_s']:.3f}  "
+                      f"process {x['process_s']:.2f}  objective {x['objective']:.12e}")
     if args.configs:
         rows = agreement(args.configs)
         result["agreement"] = rows

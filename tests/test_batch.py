@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import data
 
 from bayes_scaling import compute_optimal, fit_point, load_runs
 from bayes_scaling.batch import fit_point_batch, make_batch
-
-from conftest import data
 
 CONFIG = ["dataset", "hparams", "warmup", "decay", "param_count", "loss_split"]
 
@@ -167,3 +166,47 @@ def test_warm_protocol_reaches_the_grid_minima():
         fit_point_batch("chinchilla", runs, protocol="fast")
     with pytest.raises(ValueError, match="num_pilots >= 1"):
         fit_point_batch("chinchilla", runs, protocol="warm", num_pilots=0)
+
+
+def test_batch_posterior_accepts_every_option_of_the_single_call():
+    import inspect
+
+    from bayes_scaling import sample_posterior
+    from bayes_scaling.batch import sample_posterior_batch
+
+    single = inspect.signature(sample_posterior).parameters
+    batch = inspect.signature(sample_posterior_batch).parameters
+    for name, p in single.items():
+        if name in ("law", "runs"):
+            continue
+        assert name in batch, f"sample_posterior_batch lacks {name!r}"
+        assert batch[name].default == p.default, name
+
+
+def test_batch_options_reach_the_model_and_the_sampler():
+    # the options change what is sampled: the priors and noise scale are recorded and used, the tree depth caps
+    # the leapfrog steps, a diagonal mass matrix is used; 'parallel' chains are refused in words
+    import numpyro.distributions as dist
+
+    from bayes_scaling.batch import sample_posterior_batch
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for f in range(2):
+        N = np.exp(rng.uniform(np.log(3e7), np.log(3e9), 24))
+        D = np.exp(rng.uniform(np.log(5e8), np.log(5e10), 24))
+        y = (1.7 + 400 * N ** -0.34 + 1500 * D ** -0.30) * np.exp(0.01 * rng.standard_normal(24))
+        rows.append(pd.DataFrame({"N": N, "D": D, "loss": y, "fam": f"f{f}"}))
+    runs = load_runs(pd.concat(rows, ignore_index=True), family="fam")
+    with pytest.raises(ValueError, match="'parallel'"):
+        sample_posterior_batch("chinchilla", runs, chain_method="parallel")
+    tight = dist.LogNormal(np.log(0.5), 0.01)  # alpha pinned at 0.5 by the prior, far from the runs' 0.34
+    out = sample_posterior_batch("chinchilla", runs, priors={"alpha": tight}, noise_scale=0.05, likelihood="student_t",
+                                 shape=6.0, dense_mass=False, max_tree_depth=5, init_scale=0.5, num_warmup=150,
+                                 num_samples=150, num_chains=2, progress_bar=True)
+    for post in out.posteriors.values():
+        s = post.settings
+        assert s["noise_scale"] == 0.05 and s["shape"] == 6.0 and s["dense_mass"] is False and s["max_tree_depth"] == 5
+        assert s["priors"]["alpha"].startswith("LogNormal(loc=-0.693")
+        assert abs(np.median(post.draws["alpha"]) - 0.5) < 0.03
+        assert np.max(post.sample_stats["n_steps"]) <= 2 ** 5 - 1

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import data
 
 from bayes_scaling.cli import main
 from bayes_scaling.datasets import chinchilla_path
-
-from conftest import data
 
 
 def _run(capsys, *argv):

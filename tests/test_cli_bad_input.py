@@ -5,7 +5,6 @@ before any long work (no case here samples or fits).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import data
 
 from bayes_scaling import fit_point, load_chinchilla, load_runs
 from bayes_scaling.datasets import chinchilla_path
-
-from conftest import data
 
 
 def _df(**cols):

@@ -7,7 +7,6 @@ not the posteriors' accuracy, which other modules test against published numbers
 from __future__ import annotations
 
 import json
-import textwrap
 
 import numpy as np
 import pandas as pd

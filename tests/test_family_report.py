@@ -9,11 +9,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_report import _chromium, _run_chromium, parse
 
 from bayes_scaling.cli import main
 from bayes_scaling.family_report import family_dir_name
-
-from test_report import _chromium, _run_chromium, parse
 
 SMALL = ["--chains", "2", "--warmup", "300", "--draws", "200"]
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.347, "beta": 0.367}

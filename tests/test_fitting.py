@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from scipy_reference import chinchilla_huber, scipy_fit
 
 from bayes_scaling import compute_optimal, fit_point, get_law, tokens_per_param
 from bayes_scaling.fitting import objective_function, trace_count
 from bayes_scaling.laws import MUENNIGHOFF_BASE
-from scipy_reference import chinchilla_huber, scipy_fit
 
 EPOCH_GRID_MIN = {"E": 1.81724, "A": 477.84, "B": 2143.86, "alpha": 0.34731, "beta": 0.36718}
 HOFFMANN_THETA = [0.5267228, 6.0073404, 6.0179186, 0.33917084, 0.2849083]  # e, a, b, alpha, beta
@@ -186,8 +186,9 @@ def test_not_converged_and_non_finite_are_reported(chinchilla_runs):
     short = fit_point("chinchilla", chinchilla_runs, starts=[[0.0, 5.0, 5.0, 0.5, 0.5]], max_steps=3)
     assert not short.converged and "max_steps" in short.status and short.num_steps == 3
     # a user law that is not finite at its start (log of 0): reported as failed, never as a success
-    from bayes_scaling import Law, Param
     import numpyro.distributions as dist
+
+    from bayes_scaling import Law, Param
 
     broken = Law(name="broken", formula="y = k - 1", inputs=("N",), log_loss_fn=lambda p, x: jnp.log(p["k"] - 1.0) + 0 * x["N"],
                  params=(Param("k", dist.LogNormal(0, 1), log=True, starts=(0.0,)),))

@@ -6,14 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import data
 
 from bayes_scaling import Posterior, get_law, sample_posterior
 from bayes_scaling.derived import compute_optimal
 from bayes_scaling.diagnostics import ess_bulk, ess_tail, rhat
 from bayes_scaling.laws import MUENNIGHOFF_BASE
-from bayes_scaling.model import make_model
-
-from conftest import data
 
 EPOCH_95 = {"E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}
 

@@ -13,11 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import porian
 from scipy.optimize import nnls as scipy_nnls
 
 from bayes_scaling import compile_cache, fit_point, get_law, load_runs, varpro
 from bayes_scaling.fitting import objective_function
-from conftest import porian
 
 LINEAR_LAWS = {
     "chinchilla": ({"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.37}, ("N", "D")),
