@@ -27,6 +27,7 @@ import numpy as np
 from . import checks, compile_cache, progress
 from .data import Runs, as_runs
 from .fitting import (
+    STRATEGIES,
     PointFit,
     best_fit,
     fit_kind,
@@ -183,8 +184,11 @@ def fit_point_batch(
     delta: float = 1e-3,
     nu: float = 4.0,
     starts: Any = None,
+    strategy: str = "auto",
     num_polish: int | None = 32,
     max_steps: int = 1000,
+    gtol: float | None = None,
+    ftol: float | None = None,
     chunk: int = 1,
     family_chunk: int | None = None,
     devices: int | None = None,
@@ -197,7 +201,9 @@ def fit_point_batch(
 ) -> BatchFit:
     """:func:`~bayes_scaling.fitting.fit_point` for every family of ``runs``, in one compiled call.
 
-    Options are those of ``fit_point``; ``chunk`` is how many of a family's starts run at once and
+    Options are those of ``fit_point`` (``jit``, a testing switch, aside); ``strategy``: ``"auto"`` or ``"grid"``,
+    both the start grid (every family screens it in the same program; ``"varpro"`` is refused with a reason);
+    ``chunk`` is how many of a family's starts run at once and
     ``family_chunk`` how many families (default: 1 on CPU, all on GPU/TPU). With several devices the
     families are sharded over them (``devices``: how many, default all; 1 turns sharding off). Families
     with too few runs for the law are skipped and listed in ``BatchFit.skipped``.
@@ -213,6 +219,11 @@ def fit_point_batch(
     law = get_law(law)
     kind = objective
     objective_function(law, kind, prior=prior)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    if strategy == "varpro":
+        raise ValueError("strategy 'varpro': family fits screen the law's start grid for all families in one program; "
+                         "use strategy 'auto' or 'grid' (fit_point fits one family by variable projection)")
     num_noise = 0 if kind == "huber" else 1
     fkind = fit_kind(kind, prior)
     need = checks.min_runs(law, fkind)
@@ -235,7 +246,7 @@ def fit_point_batch(
     logy = jnp.asarray(np.log(batch.loss), dtype)
     mask = jnp.asarray(batch.mask, dtype)
     theta0s = start_array(law, starts, num_noise)
-    hyper = hyper_params(dtype, delta=delta, nu=nu)
+    hyper = hyper_params(dtype, delta=delta, nu=nu, gtol=gtol, ftol=ftol)
     F = batch.num_families
     num_starts = len(theta0s)
     static = dict(law=law, kind=kind, prior=prior, max_steps=int(max_steps))

@@ -183,6 +183,24 @@ def test_batch_posterior_accepts_every_option_of_the_single_call():
         assert batch[name].default == p.default, name
 
 
+def test_batch_fit_accepts_every_option_of_the_single_fit(porian):
+    import inspect
+
+    single = inspect.signature(fit_point).parameters
+    batch = inspect.signature(fit_point_batch).parameters
+    for name, p in single.items():
+        if name in ("law", "runs", "jit", "chunk"):  # jit: the single fit's testing switch; chunk: per family here
+            continue
+        assert name in batch, f"fit_point_batch lacks {name!r}"
+        assert batch[name].default == p.default, name
+    with pytest.raises(ValueError, match="strategy 'varpro'"):
+        fit_point_batch("chinchilla", porian, strategy="varpro")
+    loose = fit_point_batch("chinchilla", porian.select(np.isin(porian.family, porian.family[:1])), num_polish=4, gtol=1e-3, ftol=1e-6)
+    tight = fit_point_batch("chinchilla", porian.select(np.isin(porian.family, porian.family[:1])), num_polish=4)
+    (a,), (b,) = loose.fits.values(), tight.fits.values()
+    assert a.num_steps < b.num_steps  # the tolerances reach the stopping rule
+
+
 def test_batch_options_reach_the_model_and_the_sampler():
     # the options change what is sampled: the priors and noise scale are recorded and used, the tree depth caps
     # the leapfrog steps, a diagonal mass matrix is used; 'parallel' chains are refused in words
