@@ -26,6 +26,7 @@ import numpy as np
 
 from . import checks, compile_cache, progress
 from .data import Runs, as_runs
+from .diagnostics import Health
 from .fitting import (
     STRATEGIES,
     PointFit,
@@ -409,6 +410,12 @@ class BatchPosterior:
     posteriors: dict[str, Any]
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def health(self) -> Health:
+        """The worst sampler health over the families, each family's warnings named by it; skipped families are
+        listed as a warning (they have no posterior)."""
+        extra = tuple(f"left out (too few runs): {fam}: {why}" for fam, why in self.skipped.items())
+        return Health.combine({fam: post.health() for fam, post in self.posteriors.items()}, extra_warnings=extra)
 
     def failing(self) -> dict[str, list[str]]:
         """The families that need attention, each with its problems in short: an unhealthy sampler (divergences,

@@ -39,6 +39,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
+from .diagnostics import Health
 from .draws import Draws, quantiles, sample_model
 from .hyperparams import PowerLawPosterior, fit_power_law
 from .noise import student_t_logpdf
@@ -191,6 +192,10 @@ class CriticalBatchPosterior:
                 row.update({label: q["median"], f"{label}_lo": q["lo"], f"{label}_hi": q["hi"]})
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def health(self) -> Health:
+        """Sampler health (:class:`~bayes_scaling.diagnostics.Health`)."""
+        return self.sampler.health()
 
     def diagnostics(self) -> dict[str, Any]:
         return self.sampler.diagnostics()

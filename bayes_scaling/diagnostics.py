@@ -10,6 +10,7 @@ for 4 chains), no divergent transitions.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpyro.diagnostics import effective_sample_size, gelman_rubin
@@ -17,7 +18,7 @@ from scipy.special import ndtri
 
 from .defaults import ESS_MIN, RHAT_MAX
 
-__all__ = ["rhat", "ess_bulk", "ess_tail", "health", "fmt_rhat", "RHAT_MAX", "ESS_MIN"]
+__all__ = ["rhat", "ess_bulk", "ess_tail", "health", "Health", "fmt_rhat", "RHAT_MAX", "ESS_MIN"]
 
 
 def _split(x: np.ndarray) -> np.ndarray:
@@ -89,11 +90,60 @@ def fmt_rhat(r: float) -> str:
     return ">10" if r > 10 else f"{r:.3f}"
 
 
-def health(draws: Mapping[str, np.ndarray], diverging) -> dict:
-    """Sampler health of named draws ``(chain, draw)``: ``{"ok", "divergences", "max_r_hat", "min_ess_bulk",
-    "min_ess_tail", "warnings"}``. The one definition used by every result type: healthy means no divergent
-    transition, R-hat <= :data:`RHAT_MAX` and bulk and tail ESS >= :data:`ESS_MIN` for every named quantity
-    (constant ones are skipped); each failure is a sentence saying what it means and what to do."""
+@dataclass(frozen=True)
+class Health:
+    """Sampler health of one result: the one record every result type's ``health()`` returns.
+
+    ``ok``: no divergent transition, R-hat <= :data:`RHAT_MAX` and bulk and tail ESS >= :data:`ESS_MIN` for every
+    watched quantity; ``warnings``: each failure as a sentence saying what it means and what to do;
+    ``r_hat``, ``ess_bulk``, ``ess_tail``: per quantity. ``str(health)`` is the one-line summary the CLI prints.
+    """
+
+    ok: bool
+    divergences: int
+    max_r_hat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    warnings: tuple[str, ...] = ()
+    r_hat: dict[str, float] = field(default_factory=dict, repr=False)
+    ess_bulk: dict[str, float] = field(default_factory=dict, repr=False)
+    ess_tail: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def __str__(self) -> str:
+        state = "healthy" if self.ok else "NOT HEALTHY"
+        return (f"{state}: {self.divergences} divergences, max R-hat {fmt_rhat(self.max_r_hat)}, "
+                f"min ESS bulk {_fmt_ess(self.min_ess_bulk)} / tail {_fmt_ess(self.min_ess_tail)}")
+
+    def to_dict(self) -> dict:
+        """The summary numbers and warnings (JSON-able)."""
+        return {"ok": self.ok, "divergences": self.divergences, "max_r_hat": self.max_r_hat,
+                "min_ess_bulk": self.min_ess_bulk, "min_ess_tail": self.min_ess_tail, "warnings": list(self.warnings)}
+
+    @classmethod
+    def combine(cls, parts: Mapping[str, Health], extra_warnings=()) -> Health:
+        """The worst health over named parts (several fits of one analysis, the families of a batch); each part's
+        warnings prefixed with its name, the per-quantity numbers as ``part: quantity``."""
+        parts = dict(parts)
+        finite = lambda xs: [x for x in xs if np.isfinite(x)]
+        pick = lambda attr: {f"{n}: {k}": v for n, h in parts.items() for k, v in getattr(h, attr).items()}
+        return cls(ok=all(h.ok for h in parts.values()) and not extra_warnings,
+                   divergences=sum(h.divergences for h in parts.values()),
+                   max_r_hat=max(finite(h.max_r_hat for h in parts.values()), default=float("nan")),
+                   min_ess_bulk=min(finite(h.min_ess_bulk for h in parts.values()), default=float("nan")),
+                   min_ess_tail=min(finite(h.min_ess_tail for h in parts.values()), default=float("nan")),
+                   warnings=tuple(f"{n}: {w}" for n, h in parts.items() for w in h.warnings) + tuple(extra_warnings),
+                   r_hat=pick("r_hat"), ess_bulk=pick("ess_bulk"), ess_tail=pick("ess_tail"))
+
+
+def _fmt_ess(x) -> str:
+    return "-" if x is None or not np.isfinite(x) else f"{x:.0f}"
+
+
+def health(draws: Mapping[str, np.ndarray], diverging) -> Health:
+    """Sampler health of named draws ``(chain, draw)`` as a :class:`Health`. The one definition used by every result
+    type: healthy means no divergent transition, R-hat <= :data:`RHAT_MAX` and bulk and tail ESS >= :data:`ESS_MIN`
+    for every named quantity (constant ones are skipped); each failure is a sentence saying what it means and what
+    to do."""
     div = int(np.sum(diverging))
     total = int(np.size(diverging))
     r = {k: rhat(v) for k, v in draws.items()}
@@ -114,8 +164,8 @@ def health(draws: Mapping[str, np.ndarray], diverging) -> dict:
     if low:
         w.append(f"effective sample size below {ESS_MIN} for {_names(low)} (min bulk {min_b:.0f}, tail {min_t:.0f}): "
                  "intervals are noisy. Draw more samples or more chains.")
-    return {"ok": not w, "divergences": div, "max_r_hat": max_r, "min_ess_bulk": min_b, "min_ess_tail": min_t,
-            "warnings": w, "r_hat": r, "ess_bulk": eb, "ess_tail": et}
+    return Health(ok=not w, divergences=div, max_r_hat=max_r, min_ess_bulk=min_b, min_ess_tail=min_t, warnings=tuple(w),
+                  r_hat=r, ess_bulk=eb, ess_tail=et)
 
 
 def _names(names, limit: int = 6) -> str:

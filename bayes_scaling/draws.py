@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from .diagnostics import health
+from .diagnostics import Health, health
 from .posterior import DEFAULT_PROB, interval
 
 __all__ = ["Draws", "sample_model", "sample_models", "quantiles"]
@@ -49,9 +49,8 @@ class Draws:
         x = self.draws[name]
         return x.reshape((-1,) + x.shape[2:])
 
-    def diagnostics(self) -> dict[str, Any]:
-        """``{"ok", "divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "warnings"}`` over the watched
-        sites (every element of a vector site, named ``site[i]``), by :func:`~bayes_scaling.diagnostics.health`."""
+    def health(self) -> Health:
+        """Sampler health over the watched sites (every element of a vector site, named ``site[i]``)."""
         named = {}
         for name in self.watch:
             x = np.asarray(self.draws[name], float)
@@ -59,8 +58,11 @@ class Draws:
             for j in range(x.shape[2]):
                 if np.ptp(x[:, :, j]) > 0:
                     named[name if x.shape[2] == 1 else f"{name}[{j}]"] = x[:, :, j]
-        h = health(named, self.sample_stats["diverging"])
-        return {k: h[k] for k in ("ok", "divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "warnings")}
+        return health(named, self.sample_stats["diverging"])
+
+    def diagnostics(self) -> dict[str, Any]:
+        """``{"ok", "divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "warnings"}``: :meth:`health` as a dict."""
+        return self.health().to_dict()
 
 
 def _settings(num_warmup, num_samples, num_chains, target_accept, chain_method):

@@ -18,6 +18,7 @@ on log loss is Student-t (nu = 4) or Gaussian. The law's one ``log_loss`` is vma
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from numpyro.distributions import constraints
 from . import checks, derived
 from .batch import make_batch
 from .data import as_runs
-from .diagnostics import ESS_MIN, RHAT_MAX, ess_bulk, health, rhat
+from .diagnostics import ESS_MIN, RHAT_MAX, Health, ess_bulk, health, rhat
 from .fitting import fit_point
 from .laws import Law, get_law
 from .model import DEFAULT_SHAPE, NOISE_SCALE, centred_terms, start_sigma
@@ -148,9 +149,12 @@ class HierarchicalPosterior:
         i = self.families.index(name)
         return {k: v[..., i] for k, v in self.draws.items()}
 
-    def diagnostics(self) -> dict[str, Any]:
-        """Sampler health (:func:`~bayes_scaling.diagnostics.health`) over every family's parameters, with the
-        families that fail listed by name, not averaged away."""
+    def health(self) -> Health:
+        """Sampler health over every family's parameters and the population ones; a family that has not mixed is
+        named in the warnings, not averaged away."""
+        return self._health()[0]
+
+    def _health(self):
         named = {}
         for name, x in list(self.draws.items()) + [("sigma", self.noise["sigma"])]:
             if name in self.law.fixed_values:
@@ -161,13 +165,18 @@ class HierarchicalPosterior:
         named.update({k: v for k, v in self.population.items()})
         h = health(named, self.sample_stats["diverging"])
         failing = sorted({fam for fam in self.families for k in named
-                          if k.endswith(f"[{fam}]") and (h["r_hat"][k] > RHAT_MAX or h["ess_bulk"][k] < ESS_MIN
-                                                          or h["ess_tail"][k] < ESS_MIN)})
-        warnings_ = list(h["warnings"]) + [f"family {fam!r} has not mixed; run longer or check its runs" for fam in failing]
+                          if k.endswith(f"[{fam}]") and (h.r_hat[k] > RHAT_MAX or h.ess_bulk[k] < ESS_MIN
+                                                          or h.ess_tail[k] < ESS_MIN)})
+        warnings_ = tuple(h.warnings) + tuple(f"family {fam!r} has not mixed; run longer or check its runs" for fam in failing)
+        return dataclasses.replace(h, warnings=warnings_), failing
+
+    def diagnostics(self) -> dict[str, Any]:
+        """:meth:`health` as a dict, with ``failing_families`` (by name) and the families left out (too few runs)."""
+        h, failing = self._health()
+        warnings_ = list(h.warnings)
         if self.settings.get("skipped"):
             warnings_.append("left out (too few runs): " + "; ".join(f"{f}: {w}" for f, w in self.settings["skipped"].items()))
-        return {"ok": h["ok"], "divergences": h["divergences"], "max_r_hat": h["max_r_hat"], "min_ess_bulk": h["min_ess_bulk"],
-                "min_ess_tail": h["min_ess_tail"], "failing_families": failing, "warnings": warnings_}
+        return {**h.to_dict(), "failing_families": failing, "warnings": warnings_}
 
     @property
     def warnings(self) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
+from .diagnostics import Health
 from .draws import Draws, quantiles, sample_model
 from .posterior import DEFAULT_PROB
 
@@ -95,6 +96,10 @@ class PowerLawPosterior:
             rows[f"exponent_{n}"] = quantiles(self.exponents[n], prob)
         rows["tau"] = quantiles(self.tau, prob)
         return pd.DataFrame.from_dict(rows, orient="index")
+
+    def health(self) -> Health:
+        """Sampler health (:class:`~bayes_scaling.diagnostics.Health`)."""
+        return self.sampler.health()
 
     def diagnostics(self) -> dict[str, Any]:
         return self.sampler.diagnostics()

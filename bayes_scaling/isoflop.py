@@ -52,6 +52,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from .defaults import tokens_of
+from .diagnostics import Health
 from .draws import Draws, quantiles, sample_model, sample_models
 from .hyperparams import PowerLawPosterior, fit_power_law
 from .noise import student_t_logpdf
@@ -318,6 +319,10 @@ class IsoflopPosterior:
                          "D_opt": qd["median"], "D_opt_lo": qd["lo"], "D_opt_hi": qd["hi"]})
         return pd.DataFrame(rows)
 
+    def health(self) -> Health:
+        """Sampler health (:class:`~bayes_scaling.diagnostics.Health`)."""
+        return self.sampler.health()
+
     def diagnostics(self) -> dict[str, Any]:
         return self.sampler.diagnostics()
 
@@ -451,17 +456,15 @@ class Envelope:
     d_law: PowerLawPosterior
     loss_law: Any = None
 
-    def diagnostics(self) -> dict[str, Any]:
+    def health(self) -> Health:
         """The worst sampler health over the fits (N_opt law, D_opt law, loss law), each one's warnings named."""
-        parts = {"N_opt law": self.n_law.diagnostics(), "D_opt law": self.d_law.diagnostics()}
+        parts = {"N_opt law": self.n_law.health(), "D_opt law": self.d_law.health()}
         if self.loss_law is not None:
-            parts["loss law"] = self.loss_law.diagnostics()
-        return {"ok": all(d["ok"] for d in parts.values()),
-                "divergences": sum(d["divergences"] for d in parts.values()),
-                "max_r_hat": max(d["max_r_hat"] for d in parts.values()),
-                "min_ess_bulk": min(d["min_ess_bulk"] for d in parts.values()),
-                "min_ess_tail": min(d["min_ess_tail"] for d in parts.values()),
-                "warnings": [f"{k}: {w}" for k, d in parts.items() for w in d["warnings"]]}
+            parts["loss law"] = self.loss_law.health()
+        return Health.combine(parts)
+
+    def diagnostics(self) -> dict[str, Any]:
+        return self.health().to_dict()
 
     @property
     def warnings(self) -> tuple[str, ...]:

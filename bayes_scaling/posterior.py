@@ -20,7 +20,7 @@ import numpy as np
 from . import derived
 from .defaults import PROB as DEFAULT_PROB
 from .defaults import compute_of
-from .diagnostics import ess_bulk, ess_tail, health, rhat
+from .diagnostics import Health, ess_bulk, ess_tail, health, rhat
 from .laws import Law, get_law
 from .noise import sample_unit
 
@@ -121,6 +121,12 @@ class Posterior:
             }
         return pd.DataFrame.from_dict(rows, orient="index")
 
+    def health(self) -> Health:
+        """Sampler health over the free parameters and the noise parameters (:class:`~bayes_scaling.diagnostics.Health`)."""
+        values = {**self.draws, **self.noise}
+        names = [n for n in self.law.free_names] + list(self.noise)
+        return health({n: values[n] for n in names if n not in self.law.fixed_values}, self.sample_stats["diverging"])
+
     def diagnostics(self, *, budgets=None) -> dict[str, Any]:
         """Sampler health, the data's and the fit's problems, and identifiability, each in plain words with advice.
 
@@ -133,9 +139,7 @@ class Posterior:
         (advice on reading the parameters, not a failure)."""
         from . import checks
 
-        names = [n for n in self.law.free_names] + list(self.noise)
-        values = {**self.draws, **self.noise}
-        h = health({n: values[n] for n in names if n not in self.law.fixed_values}, self.sample_stats["diverging"])
+        h = self.health()
         problems = list(self.settings.get("data_warnings", []))
         med = {k: float(np.median(v)) for k, v in self.draws.items()}
         explained = None
@@ -152,9 +156,9 @@ class Posterior:
         if budgets is not None:
             problems += checks.extrapolation_warnings(budgets, self.max_compute())
         problems = list(dict.fromkeys(problems))
-        return {"ok": h["ok"] and not problems, "sampler_ok": h["ok"], "divergences": h["divergences"],
-                "max_r_hat": h["max_r_hat"], "min_ess_bulk": h["min_ess_bulk"], "min_ess_tail": h["min_ess_tail"],
-                "problems": problems, "warnings": h["warnings"] + problems, "notes": self._correlation_notes()}
+        return {"ok": h.ok and not problems, "sampler_ok": h.ok, "divergences": h.divergences,
+                "max_r_hat": h.max_r_hat, "min_ess_bulk": h.min_ess_bulk, "min_ess_tail": h.min_ess_tail,
+                "problems": problems, "warnings": list(h.warnings) + problems, "notes": self._correlation_notes()}
 
     def sampled_coordinates(self) -> dict[str, np.ndarray]:
         """The free parameters' draws in the coordinates NUTS moved in: log of scale parameters, exponents as they

@@ -228,3 +228,7 @@ def test_batch_options_reach_the_model_and_the_sampler():
         assert s["priors"]["alpha"].startswith("LogNormal(loc=-0.693")
         assert abs(np.median(post.draws["alpha"]) - 0.5) < 0.03
         assert np.max(post.sample_stats["n_steps"]) <= 2 ** 5 - 1
+    h = out.health()  # the families' health combined: the worst of them, each family's warnings named
+    parts = [p.health() for p in out.posteriors.values()]
+    assert h.divergences == sum(p.divergences for p in parts) and h.max_r_hat == max(p.max_r_hat for p in parts)
+    assert h.ok == all(p.ok for p in parts) and all(w.split(":")[0] in out.posteriors for w in h.warnings)

@@ -118,6 +118,17 @@ def test_every_result_type_puts_sampler_failure_in_its_warnings():
     z = np.ones((100, 5))
     cbs = CriticalBatchPosterior(sweep=sweep, S_min=z, E_min=z, B_noise=z, cbs=z, sampler=_bad_draws())
     assert any("R-hat" in w for w in cbs.warnings)
+    # one Health record answers for every result type, and agrees with its diagnostics and warnings
+    from bayes_scaling.diagnostics import Health
+    from bayes_scaling.isoflop import Envelope
+
+    env = Envelope(points=None, n_law=law, d_law=law)
+    for result in (iso, law, cbs, env):
+        h = result.health()
+        assert isinstance(h, Health) and not h.ok and h.max_r_hat > 1.5
+        assert result.diagnostics()["ok"] is False and result.diagnostics()["max_r_hat"] == h.max_r_hat
+        assert str(h).startswith(f"NOT HEALTHY: 0 divergences, max R-hat {h.max_r_hat:.3f}")
+        assert list(h.warnings) == list(result.diagnostics()["warnings"])
 
 
 def test_an_unconverged_isoflop_posterior_says_so_and_exits_1(capsys, tmp_path):
