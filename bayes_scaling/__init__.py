@@ -13,7 +13,9 @@ learning rate as power laws in C or in N and D), :func:`isoflop` / :func:`isoflo
 :func:`envelope` (Approach 1), each with posteriors.
 """
 
-from .batch_size import CriticalBatchPosterior, critical_batch_size, forecast_critical_batch, load_batch_sweep
+from .analyses.batch_size import CriticalBatchPosterior, critical_batch_size, forecast_critical_batch, load_batch_sweep
+from .analyses.hyperparams import PowerLawPosterior, fit_power_law, hyperparam_law
+from .analyses.isoflop import Envelope, IsoflopPosterior, envelope, isoflop, isoflop_batch
 from .compile_cache import enable_compilation_cache
 from .data import Runs, load_runs
 from .datasets import load_chinchilla
@@ -26,8 +28,6 @@ from .derived import (
     tokens_per_param,
 )
 from .fitting import PointFit, fit_point
-from .hyperparams import PowerLawPosterior, fit_power_law, hyperparam_law
-from .isoflop import Envelope, IsoflopPosterior, envelope, isoflop, isoflop_batch
 from .laws import Law, Param, get_law, list_laws, register_law
 from .model import make_model
 from .posterior import Posterior

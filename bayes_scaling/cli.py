@@ -898,7 +898,7 @@ def _far(values, largest: float, what: str) -> list[str]:
 
 
 def _cmd_batch_size(args) -> int:
-    from .batch_size import critical_batch_size, forecast_critical_batch, load_batch_sweep
+    from .analyses.batch_size import critical_batch_size, forecast_critical_batch, load_batch_sweep
     from .draws import quantiles
 
     _check_small_sampler_args(args)
@@ -955,8 +955,8 @@ def _cmd_batch_size(args) -> int:
 
 
 def _cmd_isoflop(args) -> int:
+    from .analyses.isoflop import envelope, isoflop, isoflop_batch
     from .draws import quantiles
-    from .isoflop import envelope, isoflop, isoflop_batch
 
     _check_small_sampler_args(args)
     if args.window in ("all", "none"):
@@ -1036,7 +1036,7 @@ def _forecast_points(items, by) -> list[dict[str, float]]:
 
 
 def _cmd_hyperparams(args) -> int:
-    from .hyperparams import hyperparam_law
+    from .analyses.hyperparams import hyperparam_law
 
     _check_small_sampler_args(args)
     by = list(dict.fromkeys(args.by))

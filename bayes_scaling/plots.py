@@ -35,8 +35,8 @@ run's compute with a dotted line, where the data end and extrapolation begins.
                                  log-log: per-group intervals, the power law's band and forecasts
 ===============================  =================================================================
 
-The IsoFLOP and critical-batch-size figures take the posteriors of :mod:`bayes_scaling.isoflop` and
-:mod:`bayes_scaling.batch_size`; their bands are quantiles over the same draws those modules' tables use.
+The IsoFLOP and critical-batch-size figures take the posteriors of :mod:`bayes_scaling.analyses.isoflop` and
+:mod:`bayes_scaling.analyses.batch_size`; their bands are quantiles over the same draws those modules' tables use.
 """
 
 from __future__ import annotations
@@ -720,7 +720,7 @@ def plot_rank(post, *, var_names=None, axes=None, **kwargs):
 def _family_sources(source, runs):
     """``[(name, fitted object, runs or None)]`` from a BatchPosterior, BatchFit, HierarchicalPosterior or
     a dict of fitted objects."""
-    from .hierarchical import HierarchicalPosterior
+    from .analyses.hierarchical import HierarchicalPosterior
 
     if isinstance(source, HierarchicalPosterior):
         items = [(f, (source.law, source.family(f))) for f in source.families]
@@ -801,7 +801,7 @@ def _budget_colors(values):
 
 
 def plot_isoflop(post, *, prob: float = DEFAULT_PROB, num_points: int = 60, ax=None):
-    """IsoFLOP curves of an :class:`~bayes_scaling.isoflop.IsoflopPosterior`, one colour per budget: the runs
+    """IsoFLOP curves of an :class:`~bayes_scaling.analyses.isoflop.IsoflopPosterior`, one colour per budget: the runs
     in each budget's parabola window (loss against N, log N axis), the fitted parabola
     L*_k + h_k (log N - v_k)^2 (median) with its ``prob`` credible band, and the vertex N_opt(C_k) with its
     interval (horizontal error bar, at the median L*_k). The vertices lie on the law N_opt = k C^a (or scatter
@@ -852,7 +852,7 @@ def _interval_text(x, prob: float = DEFAULT_PROB, digits: int = 3) -> str:
 
 
 def plot_isoflop_vertices(post, budgets=None, *, prob: float = DEFAULT_PROB, num_points: int = 60, ax=None):
-    """N_opt against compute (log-log) from an :class:`~bayes_scaling.isoflop.IsoflopPosterior`: the fitted
+    """N_opt against compute (log-log) from an :class:`~bayes_scaling.analyses.isoflop.IsoflopPosterior`: the fitted
     law N_opt = k C^a (median and ``prob`` band of the mean law), each budget's vertex with its interval, and
     the target ``budgets`` (forecasts with their intervals; the band reaches them). Returns the Axes."""
     d = post.data
@@ -896,7 +896,7 @@ def _definitions(definition):
 def plot_critical_batch(post, *, prob: float = DEFAULT_PROB, definition: str = "both", batch_label: str = "batch size",
                         num_points: int = 60, ax=None):
     """Steps to the target against batch size (log-log) of a
-    :class:`~bayes_scaling.batch_size.CriticalBatchPosterior`, one colour per group (target or model size):
+    :class:`~bayes_scaling.analyses.batch_size.CriticalBatchPosterior`, one colour per group (target or model size):
     the observed points, the fitted S(B) = S_min + E_min/B (median) with its ``prob`` band, and the critical
     batch size with its interval (horizontal error bar) on the curve: McCandlish's B_crit = E_min/S_min
     (circle; S(B_crit) = 2 S_min) and/or Zhang et al.'s CBS (square), per ``definition`` ("mccandlish",
@@ -944,13 +944,13 @@ def plot_critical_batch_law(source, law=None, *, by: str | None = None, definiti
     log-log: each group's median and ``prob`` interval, the power law B = k x^p (median and band of the mean
     law) and forecasts at ``at`` (values of the law's input, with their intervals; the band reaches them).
 
-    ``source``: a :class:`~bayes_scaling.batch_size.CriticalBatchPosterior` (then ``by`` names the covariate
+    ``source``: a :class:`~bayes_scaling.analyses.batch_size.CriticalBatchPosterior` (then ``by`` names the covariate
     column and ``definition`` is "zhang" or "mccandlish"; ``law``, e.g. ``post.scaling_law(by)``, adds the
-    band) or the :class:`~bayes_scaling.hyperparams.PowerLawPosterior` itself (its points are the values it
+    band) or the :class:`~bayes_scaling.analyses.hyperparams.PowerLawPosterior` itself (its points are the values it
     was fitted to, intervals from their standard errors). Returns the Axes."""
     from statistics import NormalDist
 
-    from .hyperparams import PowerLawPosterior
+    from .analyses.hyperparams import PowerLawPosterior
 
     if isinstance(source, PowerLawPosterior):
         law = source

@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from bench_point_fit import machine  # noqa: E402
 
-from bayes_scaling.batch_size import critical_batch_size, load_batch_sweep  # noqa: E402
-from bayes_scaling.isoflop import isoflop, isoflop_batch  # noqa: E402
+from bayes_scaling.analyses.batch_size import critical_batch_size, load_batch_sweep  # noqa: E402
+from bayes_scaling.analyses.isoflop import isoflop, isoflop_batch  # noqa: E402
 
 DATA = ROOT.parents[0] / "shared" / "data"
 CONFIG = ["dataset", "hparams", "warmup", "decay", "param_count", "loss_split"]

@@ -95,7 +95,7 @@ def porian(sel):
 @pytest.fixture(scope="session")
 def zhang_critical_batch():
     """Zhang et al. 2024's sweep (steps to the target per model size and batch size in sequences)."""
-    from bayes_scaling.batch_size import critical_batch_size
+    from bayes_scaling.analyses.batch_size import critical_batch_size
 
     path = data("steps_to_target_loss_DERIVED.csv")
     return critical_batch_size(path, batch="batch_size_seqs", steps="steps_to_target", group="model_size", **SWEEP_FAST)
@@ -110,7 +110,7 @@ def zhang_size_law(zhang_critical_batch):
 @pytest.fixture(scope="session")
 def porian_tuned():
     """Porian et al. 2024's tuned configuration (rw, tuned, short, const, standard, val)."""
-    from bayes_scaling.isoflop import isoflop
+    from bayes_scaling.analyses.isoflop import isoflop
 
     return isoflop(porian(("rw", "tuned", "short", "const", "standard", "val")), C="flops", N="n", D="t", **SWEEP_FAST)
 

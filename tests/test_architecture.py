@@ -85,3 +85,22 @@ def test_ruff_is_clean():
     # ruff comes with the test extra (pip install '.[test]'); a missing linter fails here rather than skipping
     res = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-1000:]
+
+
+def test_no_module_is_hidden_by_a_function():
+    # ``bayes_scaling.isoflop`` is the function a user calls; a module of that name would be reachable only by
+    # import statements. Every module's name, where the package has such an attribute, must be the module.
+    import importlib
+    import types
+
+    import bayes_scaling
+
+    for path in sorted(PKG.rglob("*.py")):
+        name = _module_name(path)
+        if name == "__init__":
+            continue
+        parent_name, _, leaf = ("bayes_scaling." + name).rpartition(".")
+        parent = importlib.import_module(parent_name)
+        importlib.import_module("bayes_scaling." + name)
+        assert isinstance(getattr(parent, leaf), types.ModuleType), f"{parent_name}.{leaf} is not the module {name}"
+    assert callable(bayes_scaling.isoflop) and not isinstance(bayes_scaling.isoflop, types.ModuleType)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_scaling.batch_size import critical_batch_size, forecast_critical_batch, load_batch_sweep, zhang_cbs
+from bayes_scaling.analyses.batch_size import critical_batch_size, forecast_critical_batch, load_batch_sweep, zhang_cbs
 
 FAST = dict(num_warmup=300, num_samples=300, num_chains=2)
 ZHANG = {"85M": 745, "151M": 955, "302M": 1394, "604M": 1889, "1.2B": 2533}  # sequences of 512 tokens
@@ -78,7 +78,7 @@ def test_forecast_through_loss_posterior():
     # B_crit = k N^p with N the compute-optimal size of a Chinchilla law: with a point-mass loss posterior the
     # forecast equals k N_opt(C)^p (closed form, METHODS §1.2), with the size law's interval
     from bayes_scaling import Posterior, get_law
-    from bayes_scaling.hyperparams import PowerLawPosterior
+    from bayes_scaling.analyses.hyperparams import PowerLawPosterior
 
     law = get_law("chinchilla")
     p = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}

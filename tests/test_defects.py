@@ -52,7 +52,7 @@ def uneven_isoflop(tmp_path_factory):
 
 
 def test_isoflop_batch_vertices_and_d_opt_of_padded_configurations(uneven_isoflop):
-    from bayes_scaling.isoflop import isoflop, isoflop_batch, prepare_isoflop
+    from bayes_scaling.analyses.isoflop import isoflop, isoflop_batch, prepare_isoflop
 
     path, df = uneven_isoflop
     batch = isoflop_batch(path, by=CONFIG, C="flops", N="n", D="t", **TINY)
@@ -99,9 +99,9 @@ def _bad_draws(watch=("a",)):
 
 
 def test_every_result_type_puts_sampler_failure_in_its_warnings():
-    from bayes_scaling.batch_size import CriticalBatchPosterior, load_batch_sweep
-    from bayes_scaling.hyperparams import PowerLawPosterior
-    from bayes_scaling.isoflop import _posterior, prepare_isoflop
+    from bayes_scaling.analyses.batch_size import CriticalBatchPosterior, load_batch_sweep
+    from bayes_scaling.analyses.hyperparams import PowerLawPosterior
+    from bayes_scaling.analyses.isoflop import _posterior, prepare_isoflop
 
     d = prepare_isoflop(pd.read_csv(data("isoflop_points.csv")).query("dataset == 'rw' and hparams == 'tuned' and "
                                                                       "warmup == 'short' and loss_split == 'val'"),
@@ -119,8 +119,8 @@ def test_every_result_type_puts_sampler_failure_in_its_warnings():
     cbs = CriticalBatchPosterior(sweep=sweep, S_min=z, E_min=z, B_noise=z, cbs=z, sampler=_bad_draws())
     assert any("R-hat" in w for w in cbs.warnings)
     # one Health record answers for every result type, and agrees with its diagnostics and warnings
+    from bayes_scaling.analyses.isoflop import Envelope
     from bayes_scaling.diagnostics import Health
-    from bayes_scaling.isoflop import Envelope
 
     env = Envelope(points=None, n_law=law, d_law=law)
     for result in (iso, law, cbs, env):
@@ -158,7 +158,7 @@ def test_not_healthy_always_exits_1_even_when_only_tail_ess_fails(capsys, monkey
 
 
 def test_hierarchical_pooling_of_three_families_of_five_runs():
-    from bayes_scaling.hierarchical import sample_hierarchical
+    from bayes_scaling.analyses.hierarchical import sample_hierarchical
 
     df = pd.concat([_chinchilla_like(5, seed=f, E=1.7 + 0.1 * f).assign(fam=f"f{f}") for f in range(3)])
     runs = load_runs(df, family="fam")
@@ -337,8 +337,8 @@ def test_skipped_families_flag_fit_and_report_alike(capsys, tmp_path):
 
 
 def test_messages_name_the_file_the_row_and_quote_columns(capsys, tmp_path):
+    from bayes_scaling.analyses.isoflop import isoflop_batch
     from bayes_scaling.diagnostics import fmt_rhat
-    from bayes_scaling.isoflop import isoflop_batch
 
     pts = pd.read_csv(data("isoflop_points.csv")).iloc[:60].astype({"loss": object})
     pts.loc[pts.index[40], "loss"] = "oops"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bayes_scaling import load_runs, sample_posterior
-from bayes_scaling.hierarchical import make_hierarchical_model, sample_hierarchical
+from bayes_scaling.analyses.hierarchical import make_hierarchical_model, sample_hierarchical
 
 ALPHA, BETA = 0.34, 0.30
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_scaling.hyperparams import fit_power_law, hyperparam_law, sweep_optima
+from bayes_scaling.analyses.hyperparams import fit_power_law, hyperparam_law, sweep_optima
 
 FAST = dict(num_warmup=300, num_samples=300, num_chains=2)
 

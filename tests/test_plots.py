@@ -189,7 +189,7 @@ def test_families_small_multiples(small_posterior, chinchilla_runs, chinchilla_f
 
 
 def test_families_from_a_hierarchical_posterior(small_posterior):
-    from bayes_scaling.hierarchical import HierarchicalPosterior
+    from bayes_scaling.analyses.hierarchical import HierarchicalPosterior
 
     law = small_posterior.law
     draws = {k: np.stack([v, v * (1.02 if k == "E" else 1.0)], axis=-1) for k, v in small_posterior.draws.items()}
@@ -292,7 +292,7 @@ def test_critical_batch_sweep(zhang_critical_batch):
 
 
 def test_critical_batch_law_reaches_the_forecasts(zhang_critical_batch, zhang_size_law):
-    from bayes_scaling.batch_size import forecast_critical_batch
+    from bayes_scaling.analyses.batch_size import forecast_critical_batch
 
     post, law = zhang_critical_batch, zhang_size_law
     at = [3e9, 7e9]

@@ -35,7 +35,7 @@ Many configurations (families) are sampled in one compiled call, padded and mask
 
 **Envelope.** :func:`envelope` keeps the runs (and checkpoints) on the lower envelope of loss against
 compute (no other point reaches a lower loss with no more compute) and fits N_opt = k C^a and
-D_opt = k C^b through them (:func:`~bayes_scaling.hyperparams.fit_power_law`) and L = E + A C^-alpha
+D_opt = k C^b through them (:func:`~bayes_scaling.analyses.hyperparams.fit_power_law`) and L = E + A C^-alpha
 (:func:`~bayes_scaling.sampling.sample_posterior` with the ``power_law_floor`` law).
 """
 
@@ -51,12 +51,12 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from .defaults import tokens_of
-from .diagnostics import Health
-from .draws import Draws, quantiles, sample_model, sample_models
+from ..defaults import tokens_of
+from ..diagnostics import Health
+from ..draws import Draws, quantiles, sample_model, sample_models
+from ..noise import student_t_logpdf
+from ..posterior import DEFAULT_PROB
 from .hyperparams import PowerLawPosterior, fit_power_law
-from .noise import student_t_logpdf
-from .posterior import DEFAULT_PROB
 
 __all__ = ["IsoflopData", "prepare_isoflop", "IsoflopPosterior", "isoflop", "isoflop_batch", "Envelope", "envelope",
            "lower_envelope", "isoflop_model"]
@@ -95,7 +95,7 @@ class IsoflopData:
 def _read(source, sep=None, name=None):
     """The table and its name; a DataFrame keeps its index, whose labels + 1 are the rows named in messages when
     it is a part of a file (``isoflop_batch``); a file or a user's DataFrame is numbered from row 1."""
-    from .data import read_table
+    from ..data import read_table
 
     df, name, from_file = read_table(source, sep=sep, name=name)
     return (df.reset_index(drop=True) if from_file or name == "<DataFrame>" else df), name
@@ -104,7 +104,7 @@ def _read(source, sep=None, name=None):
 def _numeric(df, col, name, *, positive=True):
     import pandas as pd
 
-    from .data import missing_column
+    from ..data import missing_column
 
     if col not in df.columns:
         raise missing_column(name, col, df)
@@ -385,7 +385,7 @@ def isoflop_batch(source, *, by: Sequence[str], C: str = "C", N: str = "N", loss
     configuration's budgets and runs are padded to the largest and masked, and the same model runs on all
     (vmapped on GPU/TPU, one after another in one compiled loop on CPU). Returns ``{label: posterior}``,
     label = the ``by`` values joined with "/"."""
-    from .data import missing_column
+    from ..data import missing_column
 
     df, name = _read(source, sep)
     for col in by:
@@ -499,8 +499,8 @@ def envelope(source, *, C: str = "C", N: str = "N", loss: str = "loss", D: str |
     d_law = fit_power_law({"C": pts["C"]}, pts["D"], **kw)
     ll = None
     if loss_law and len(idx) >= 5:
-        from .data import Runs
-        from .sampling import sample_posterior
+        from ..data import Runs
+        from ..sampling import sample_posterior
 
         runs = Runs(N=pts["N"], D=pts["D"], C=pts["C"], loss=pts["loss"], source=f"{name} (envelope)")
         ll = sample_posterior("power_law_floor", runs, noise_varies_with_compute=False, **kw)

@@ -31,16 +31,16 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
-from . import checks, derived
-from .batch import make_batch
-from .data import as_runs
-from .diagnostics import ESS_MIN, RHAT_MAX, Health, ess_bulk, health, rhat
-from .fitting import fit_point
-from .laws import Law, get_law
-from .model import DEFAULT_SHAPE, NOISE_SCALE, centred_terms, start_sigma
-from .noise import LIKELIHOODS, sample_unit
-from .posterior import interval
-from .sampling import check_sampler_size, run_nuts
+from .. import checks, derived
+from ..batch import make_batch
+from ..data import as_runs
+from ..diagnostics import ESS_MIN, RHAT_MAX, Health, ess_bulk, health, rhat
+from ..fitting import fit_point
+from ..laws import Law, get_law
+from ..model import DEFAULT_SHAPE, NOISE_SCALE, centred_terms, start_sigma
+from ..noise import LIKELIHOODS, sample_unit
+from ..posterior import interval
+from ..sampling import check_sampler_size, run_nuts
 
 __all__ = ["make_hierarchical_model", "sample_hierarchical", "HierarchicalPosterior", "POOLING"]
 
@@ -193,7 +193,7 @@ class HierarchicalPosterior:
         ``extrapolation``: the budget over the largest run's compute (of all families)."""
         import pandas as pd
 
-        from .posterior import max_compute
+        from ..posterior import max_compute
 
         budgets = derived.check_budgets(budgets)
         cmax = max_compute(self.observed)
@@ -220,7 +220,7 @@ class HierarchicalPosterior:
         ``prob`` interval of the mean law, and the predictive interval of one new run. A DataFrame, one row per family."""
         import pandas as pd
 
-        from .posterior import positive_number
+        from ..posterior import positive_number
 
         N, D = positive_number(N, "N"), positive_number(D, "D")
         if family is not None:

@@ -34,9 +34,9 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from .diagnostics import Health
-from .draws import Draws, quantiles, sample_model
-from .posterior import DEFAULT_PROB
+from ..diagnostics import Health
+from ..draws import Draws, quantiles, sample_model
+from ..posterior import DEFAULT_PROB
 
 __all__ = ["PowerLawPosterior", "fit_power_law", "hyperparam_law", "sweep_optima"]
 
@@ -209,7 +209,7 @@ def hyperparam_law(sweep, *, target: str, by: Sequence[str] = ("C",), loss: str 
     :func:`fit_power_law`. ``sweep``: a DataFrame or a CSV/TSV/Parquet path; bad values raise naming column and row."""
     import pandas as pd
 
-    from .data import missing_column, read_table
+    from ..data import missing_column, read_table
 
     sweep, source, _ = read_table(sweep, sep=options.pop("sep", None), name=options.pop("name", None))  # CSV/TSV/Parquet
     sweep = sweep.reset_index(drop=True)

@@ -19,7 +19,7 @@ Two definitions of the critical batch size come from each draw:
   sequences in their paper).
 
 :meth:`CriticalBatchPosterior.scaling_law` fits B_crit = k N^p (or D, or the target loss L: Kaplan's
-B* L^(-1/alpha_B)) through the groups' posteriors with :func:`~bayes_scaling.hyperparams.fit_power_law`
+B* L^(-1/alpha_B)) through the groups' posteriors with :func:`~bayes_scaling.analyses.hyperparams.fit_power_law`
 (each group's posterior sd of log B_crit carries into the exponent), and :func:`forecast_critical_batch`
 pushes it to a model size, token budget, target loss, or a compute budget through a loss-law posterior.
 
@@ -39,11 +39,11 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from .diagnostics import Health
-from .draws import Draws, quantiles, sample_model
+from ..diagnostics import Health
+from ..draws import Draws, quantiles, sample_model
+from ..noise import student_t_logpdf
+from ..posterior import DEFAULT_PROB
 from .hyperparams import PowerLawPosterior, fit_power_law
-from .noise import student_t_logpdf
-from .posterior import DEFAULT_PROB
 
 __all__ = ["BatchSweep", "load_batch_sweep", "CriticalBatchPosterior", "critical_batch_size", "forecast_critical_batch",
            "log_steps", "zhang_cbs"]
@@ -82,7 +82,7 @@ def load_batch_sweep(source, *, batch: str = "batch_size", steps: str = "steps",
     warning (they are sorted). Numeric columns constant within every group become ``extra`` covariates."""
     import pandas as pd
 
-    from .data import missing_column, read_table
+    from ..data import missing_column, read_table
 
     df, name, _ = read_table(source, sep=sep, name=name)  # CSV, TSV or Parquet; one-line errors naming the file
     df = df.reset_index(drop=True)
@@ -208,7 +208,7 @@ class CriticalBatchPosterior:
     def scaling_law(self, by: str | Mapping[str, Any], *, definition: str = "zhang", **options) -> PowerLawPosterior:
         """B_crit (``definition`` "zhang" or "mccandlish") as a power law of one per-group covariate:
         ``by`` names a column of the sweep constant within each group (e.g. ``"N"``, ``"D"``, the target
-        loss), or is ``{name: (group,) values}``. Options go to :func:`~bayes_scaling.hyperparams.fit_power_law`."""
+        loss), or is ``{name: (group,) values}``. Options go to :func:`~bayes_scaling.analyses.hyperparams.fit_power_law`."""
         if isinstance(by, str):
             if by not in self.sweep.extra:
                 raise ValueError(f"{self.sweep.source}: no per-group column {by!r}; per-group columns: "
@@ -271,7 +271,7 @@ def forecast_critical_batch(law: PowerLawPosterior, *, at=None, budgets=None, lo
         return pd.DataFrame(rows)
     if budgets is None or loss_posterior is None:
         raise ValueError("forecast_critical_batch: give `at` (values of the law's input), or `budgets` with a `loss_posterior`")
-    from . import derived
+    from .. import derived
 
     kind = quantity or {"N": "N", "D": "D", "L": "loss", "loss": "loss"}.get(name)
     if kind not in ("N", "D", "loss"):
