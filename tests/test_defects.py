@@ -142,7 +142,7 @@ def test_an_unconverged_isoflop_posterior_says_so_and_exits_1(capsys, tmp_path):
 
 
 def test_not_healthy_always_exits_1_even_when_only_tail_ess_fails(capsys, monkeypatch, zhang_critical_batch):
-    from bayes_scaling import batch_size
+    from bayes_scaling.analyses import batch_size
 
     post = zhang_critical_batch
     sick = {"ok": False, "divergences": 0, "max_r_hat": 1.001, "min_ess_bulk": 900.0, "min_ess_tail": 120.0,
