@@ -417,6 +417,10 @@ class BatchPosterior:
         extra = tuple(f"left out (too few runs): {fam}: {why}" for fam, why in self.skipped.items())
         return Health.combine({fam: post.health() for fam, post in self.posteriors.items()}, extra_warnings=extra)
 
+    def to_arviz(self) -> dict[str, Any]:
+        """One InferenceData per family: ``{family: Posterior.to_arviz()}``."""
+        return {fam: post.to_arviz() for fam, post in self.posteriors.items()}
+
     def failing(self) -> dict[str, list[str]]:
         """The families that need attention, each with its problems in short: an unhealthy sampler (divergences,
         R-hat, bulk or tail ESS, as :func:`~bayes_scaling.diagnostics.health` judges it) and the data's or the fit's

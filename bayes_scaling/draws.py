@@ -64,6 +64,21 @@ class Draws:
         """``{"ok", "divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "warnings"}``: :meth:`health` as a dict."""
         return self.health().to_dict()
 
+    def to_arviz(self, *, kind: str = "", observed: Mapping[str, Any] | None = None):
+        """arviz InferenceData: every site in ``posterior`` (dims chain, draw, then ``<site>_dim_i``), the sample stats,
+        and ``observed`` (what the model was fitted to) as constant data; ``kind`` names the analysis in the attrs."""
+        import json
+
+        import arviz as az
+
+        idata = az.from_dict(posterior={k: np.asarray(v) for k, v in self.draws.items()},
+                             sample_stats={k: np.asarray(v) for k, v in self.sample_stats.items()},
+                             constant_data={k: np.asarray(v) for k, v in (observed or {}).items()})
+        idata.posterior.attrs.update({"analysis": kind, "watch": json.dumps(list(self.watch)),
+                                      "settings": json.dumps(self.settings, default=str),
+                                      "inference_library": "numpyro", "created_by": "bayes_scaling"})
+        return idata
+
 
 def _settings(num_warmup, num_samples, num_chains, target_accept, chain_method):
     return dict(dense_mass=True, target_accept=float(target_accept), max_tree_depth=10, num_warmup=int(num_warmup),

@@ -307,6 +307,10 @@ class Posterior:
         return {"coverage": inside, "prob": prob, "p_value_spread": float(np.mean(rep_sd >= obs_sd))}
 
     # ---- arviz and files ---------------------------------------------------------------------
+    def to_arviz(self):
+        """arviz InferenceData (the name every result type answers to); see :meth:`to_inference_data`."""
+        return self.to_inference_data()
+
     def to_inference_data(self):
         """arviz InferenceData: groups posterior, sample_stats, observed_data, constant_data; dims chain, draw, run."""
         import arviz as az

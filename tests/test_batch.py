@@ -232,3 +232,6 @@ def test_batch_options_reach_the_model_and_the_sampler():
     parts = [p.health() for p in out.posteriors.values()]
     assert h.divergences == sum(p.divergences for p in parts) and h.max_r_hat == max(p.max_r_hat for p in parts)
     assert h.ok == all(p.ok for p in parts) and all(w.split(":")[0] in out.posteriors for w in h.warnings)
+    idatas = out.to_arviz()
+    assert set(idatas) == set(out.posteriors)
+    np.testing.assert_array_equal(idatas["f0"].posterior["alpha"].values, out.posteriors["f0"].draws["alpha"])

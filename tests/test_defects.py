@@ -129,6 +129,10 @@ def test_every_result_type_puts_sampler_failure_in_its_warnings():
         assert result.diagnostics()["ok"] is False and result.diagnostics()["max_r_hat"] == h.max_r_hat
         assert str(h).startswith(f"NOT HEALTHY: 0 divergences, max R-hat {h.max_r_hat:.3f}")
         assert list(h.warnings) == list(result.diagnostics()["warnings"])
+        idatas = result.to_arviz()  # and every one converts to arviz (the envelope: one InferenceData per fit)
+        for idata in (idatas.values() if isinstance(idatas, dict) else [idatas]):
+            assert "a" in idata.posterior or "k" in idata.posterior
+            assert idata.posterior.sizes["chain"] == 2 and idata.sample_stats["diverging"].shape == (2, 50)
 
 
 def test_an_unconverged_isoflop_posterior_says_so_and_exits_1(capsys, tmp_path):

@@ -37,6 +37,9 @@ def test_shared_exponent_recovered_narrower_than_separate_fits(families, pooled)
     assert d["divergences"] == 0 and d["max_r_hat"] <= 1.01 and not d["failing_families"]
     h = pooled.health()
     assert h.ok == d["ok"] and h.max_r_hat == d["max_r_hat"] and str(h).startswith("healthy: 0 divergences")
+    idata = pooled.to_arviz()
+    assert list(idata.posterior["alpha"].coords["family"].values) == list(pooled.families)
+    np.testing.assert_array_equal(idata.posterior["alpha"].values, pooled.draws["alpha"])
     a = pooled.draws["alpha"][..., 0]
     lo, hi = np.quantile(a, [0.05, 0.95])
     assert lo <= ALPHA <= hi

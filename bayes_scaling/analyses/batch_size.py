@@ -200,6 +200,10 @@ class CriticalBatchPosterior:
     def diagnostics(self) -> dict[str, Any]:
         return self.sampler.diagnostics()
 
+    def to_arviz(self):
+        """arviz InferenceData of the sampled model (:meth:`~bayes_scaling.draws.Draws.to_arviz`)."""
+        return self.sampler.to_arviz(kind="critical batch size")
+
     @property
     def warnings(self) -> tuple[str, ...]:
         """Everything that makes these numbers less trustworthy, in words (here: sampler health)."""

@@ -142,6 +142,22 @@ class HierarchicalPosterior:
     settings: dict[str, Any] = field(default_factory=dict)
     observed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
+    def to_arviz(self):
+        """arviz InferenceData: the law's parameters and sigma with dims (chain, draw, family), the population
+        parameters, the sample stats; family names as the ``family`` coordinate."""
+        import json
+
+        import arviz as az
+
+        posterior = {k: np.asarray(v) for k, v in self.draws.items()} | {k: np.asarray(v) for k, v in self.noise.items()}
+        posterior |= {k: np.asarray(v) for k, v in self.population.items()}
+        dims = {k: ["family"] for k in list(self.draws) + list(self.noise)}
+        idata = az.from_dict(posterior=posterior, sample_stats={k: np.asarray(v) for k, v in self.sample_stats.items()},
+                             coords={"family": list(self.families)}, dims=dims)
+        idata.posterior.attrs.update({"analysis": "hierarchical", "law": self.law.name, "modes": json.dumps(self.modes),
+                                      "settings": json.dumps(self.settings, default=str), "created_by": "bayes_scaling"})
+        return idata
+
     def family(self, name: str) -> dict[str, np.ndarray]:
         """One family's draws of every law parameter, ``(chain, draw)``."""
         if name not in self.families:

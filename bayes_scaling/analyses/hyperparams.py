@@ -104,6 +104,10 @@ class PowerLawPosterior:
     def diagnostics(self) -> dict[str, Any]:
         return self.sampler.diagnostics()
 
+    def to_arviz(self):
+        """arviz InferenceData of the sampled model (:meth:`~bayes_scaling.draws.Draws.to_arviz`)."""
+        return self.sampler.to_arviz(kind="power law", observed=self.observed)
+
     @property
     def warnings(self) -> tuple[str, ...]:
         """Everything that makes these numbers less trustworthy, in words (here: sampler health)."""

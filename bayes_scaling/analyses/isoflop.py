@@ -326,6 +326,10 @@ class IsoflopPosterior:
     def diagnostics(self) -> dict[str, Any]:
         return self.sampler.diagnostics()
 
+    def to_arviz(self):
+        """arviz InferenceData of the IsoFLOP model (parabola vertices, heights, curvatures; the law's a, m, tau)."""
+        return self.sampler.to_arviz(kind="isoflop")
+
 
 def _posterior(d: IsoflopData, s: Draws, real: int, c: float) -> IsoflopPosterior:
     a, m = s.flat("a"), s.flat("m")
@@ -465,6 +469,13 @@ class Envelope:
 
     def diagnostics(self) -> dict[str, Any]:
         return self.health().to_dict()
+
+    def to_arviz(self) -> dict[str, Any]:
+        """The envelope is several fits: ``{"N_opt law": InferenceData, "D_opt law": ..., "loss law": ...}``."""
+        parts = {"N_opt law": self.n_law, "D_opt law": self.d_law}
+        if self.loss_law is not None:
+            parts["loss law"] = self.loss_law
+        return {name: part.to_arviz() for name, part in parts.items()}
 
     @property
     def warnings(self) -> tuple[str, ...]:
