@@ -991,9 +991,10 @@ def _cmd_isoflop(args) -> int:
         qa, qb = quantiles(post.a, prob), quantiles(post.b, prob)
         out.append(f"[{label}] a (N_opt ~ C^a) = {_iv(qa)}   b (D_opt ~ C^b) = {_iv(qb)}   budgets {post.data.num_budgets}")
         fc = post.forecast(args.budgets, prob=prob)
-        fc["extrapolation"] = fc["C"] / largest
-        rows = [[fmt_number(r["C"]), _interval(r, "N_opt"), _interval(r, "D_opt"), fmt_number(r["extrapolation"])] for _, r in fc.iterrows()]
-        out.append("  " + _columns(["C", f"N_opt [{pct}]", f"D_opt [{pct}]", "C / largest budget"], rows).replace("\n", "\n  "))
+        fc["extrapolation"] = fc["budget"] / largest
+        rows = [[fmt_number(r["budget"]), _interval(r, "N_opt"), _interval(r, "D_opt"), fmt_number(r["extrapolation"])]
+                for _, r in fc.iterrows()]
+        out.append("  " + _columns(["budget", f"N_opt [{pct}]", f"D_opt [{pct}]", "C / largest budget"], rows).replace("\n", "\n  "))
         out.append("  " + _health_words(diag))
         out.extend(f"  warning: {w}" for w in list(post.warnings) + far)
         result["configurations"][label] = {"a": qa, "b": qb, "forecast": fc.to_dict(orient="records"),

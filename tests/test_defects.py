@@ -129,6 +129,8 @@ def test_every_result_type_puts_sampler_failure_in_its_warnings():
         assert result.diagnostics()["ok"] is False and result.diagnostics()["max_r_hat"] == h.max_r_hat
         assert str(h).startswith(f"NOT HEALTHY: 0 divergences, max R-hat {h.max_r_hat:.3f}")
         assert list(h.warnings) == list(result.diagnostics()["warnings"])
+        if hasattr(result, "forecast"):  # one schema: compute budgets are the column "budget" in every forecast table
+            assert result.forecast([1e20, 1e21]).columns[0] == "budget"
         idatas = result.to_arviz()  # and every one converts to arviz (the envelope: one InferenceData per fit)
         for idata in (idatas.values() if isinstance(idatas, dict) else [idatas]):
             assert "a" in idata.posterior or "k" in idata.posterior

@@ -290,5 +290,5 @@ def forecast_critical_batch(law: PowerLawPosterior, *, at=None, budgets=None, lo
         xi = rng.permutation(x)[:n]
         j = rng.permutation(len(law.k))[:n]
         y = law.k[j] * xi ** law.exponents[name][j]
-        rows.append({"C": float(C), name: float(np.median(xi)), **quantiles(y, prob)})
+        rows.append({"budget": float(C), name: float(np.median(xi)), **quantiles(y, prob)})
     return pd.DataFrame(rows)

@@ -315,7 +315,7 @@ class IsoflopPosterior:
         rows = []
         for j, C in enumerate(np.atleast_1d(budgets)):
             qn, qd = quantiles(N[:, j], prob), quantiles(D[:, j], prob)
-            rows.append({"C": float(C), "N_opt": qn["median"], "N_opt_lo": qn["lo"], "N_opt_hi": qn["hi"],
+            rows.append({"budget": float(C), "N_opt": qn["median"], "N_opt_lo": qn["lo"], "N_opt_hi": qn["hi"],
                          "D_opt": qd["median"], "D_opt_lo": qd["lo"], "D_opt_hi": qd["hi"]})
         return pd.DataFrame(rows)
 
@@ -486,7 +486,7 @@ class Envelope:
 
         n = self.n_law.predict({"C": np.atleast_1d(budgets)}, prob=prob)
         d = self.d_law.predict({"C": np.atleast_1d(budgets)}, prob=prob)
-        return pd.DataFrame({"C": n["C"], "N_opt": n["median"], "N_opt_lo": n["lo"], "N_opt_hi": n["hi"],
+        return pd.DataFrame({"budget": n["C"], "N_opt": n["median"], "N_opt_lo": n["lo"], "N_opt_hi": n["hi"],
                              "D_opt": d["median"], "D_opt_lo": d["lo"], "D_opt_hi": d["hi"]})
 
 
