@@ -43,6 +43,7 @@ from .fitting import (
 )
 from .laws import get_law
 from .model import NOISE_SCALE
+from .noise import shape_settings
 from .shard import device_count, pad_to_multiple, sharded, trim
 
 __all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch", "bootstrap_point", "BatchPosterior", "sample_posterior_batch"]
@@ -456,7 +457,7 @@ class BatchPosterior:
         return pd.concat(tables, ignore_index=True)
 
 
-def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", shape: float | str | None = None,
+def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: float | str | None = None, k: float | None = None,
                            priors: Mapping[str, Any] | None = None, noise_scale: float = NOISE_SCALE,
                            noise_varies_with_compute: bool | None = None, num_warmup: int = 1000, num_samples: int = 1000,
                            num_chains: int = 4, chain_method: str = "auto", dense_mass: bool = True,
@@ -467,7 +468,7 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", shape: f
     on GPU/TPU), each family with its own warm-up adaptation, starts and diagnostics. The model is the
     single-family one of :func:`~bayes_scaling.sampling.sample_posterior` with padded runs masked out, and every
     option of that call means the same here (``tests/test_batch.py`` enumerates them): the likelihood and its
-    ``shape``, ``priors``, ``noise_scale``, the sampler's settings, ``init_scale``, ``progress_bar``.
+    ``nu`` or ``k``, ``priors``, ``noise_scale``, the sampler's settings, ``init_scale``, ``progress_bar``.
     ``chain_method``: how one family's chains run, ``"auto"`` (sequential on CPU, vectorized on GPU/TPU),
     ``"sequential"`` or ``"vectorized"``; ``"parallel"`` (a chain per device) does not apply, since the
     families are what is spread over the devices.
@@ -477,7 +478,7 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", shape: f
     if progress_bar and not progress.active():
         with progress.reporting():
             return sample_posterior_batch(
-                law, runs, likelihood=likelihood, shape=shape, priors=priors, noise_scale=noise_scale,
+                law, runs, likelihood=likelihood, nu=nu, k=k, priors=priors, noise_scale=noise_scale,
                 noise_varies_with_compute=noise_varies_with_compute, num_warmup=num_warmup, num_samples=num_samples,
                 num_chains=num_chains, chain_method=chain_method, dense_mass=dense_mass, target_accept=target_accept,
                 max_tree_depth=max_tree_depth, seed=seed, init_scale=init_scale,
@@ -504,7 +505,7 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", shape: f
     check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) + 3 + max((n for _, n in runs.family_sizes()), default=0))
     skipped = _too_small(runs, law, "posterior")
     batch = make_batch(runs, names=names, min_runs=checks.min_runs(law, "posterior"))
-    model = make_model(law, likelihood=likelihood, shape=shape, priors=priors, noise_scale=noise_scale,
+    model = make_model(law, likelihood=likelihood, nu=nu, k=k, priors=priors, noise_scale=noise_scale,
                        noise_varies_with_compute=vary)
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     t0 = time.perf_counter()
@@ -549,7 +550,7 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", shape: f
         posteriors[str(fam)] = Posterior(
             law=law, draws=draws, noise=noise, sample_stats={n: np.asarray(v[i]) for n, v in stats.items()},
             log_loss_mean=s_i["log_loss_mean"][..., :k], observed=observed,
-            settings={"likelihood": likelihood, "shape": model.shape, "noise_varies_with_compute": vary,
+            settings={"likelihood": likelihood, **shape_settings(likelihood, model.shape), "noise_varies_with_compute": vary,
                       "num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains, "seed": seed,
                       "center": centers[i], "family": str(fam), "batch_of": F, "noise_scale": noise_scale,
                       "dense_mass": bool(dense_mass), "target_accept": float(target_accept), "max_tree_depth": int(max_tree_depth),

@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--prob", type=float, default=0.9, help="credible interval mass (equal-tailed; default 0.9)")
         p.add_argument("--likelihood", choices=("student_t", "gaussian", "huber"), default="student_t",
                        help="noise on log loss (default student_t, nu=4)")
+        p.add_argument("--nu", default=None, metavar="NU",
+                       help="Student-t degrees of freedom (default 4), or 'learn' to sample them")
+        p.add_argument("--k", type=float, default=None, metavar="K",
+                       help="with --likelihood huber: the Huber density's threshold in sigmas (default 1.345)")
         p.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
         p.add_argument("--warmup", type=int, default=1000, help="warm-up iterations per chain (default 1000)")
         p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
@@ -556,7 +560,7 @@ def _run_families(runs, law, args, inputs, *, kind: str) -> int:
             raise UsageError(f"--family-out {args.family_out} already holds results; pass --resume to continue that job "
                              "or --force to start it afresh")
         keys = ("objective", "map", "delta", "max_steps") if kind == "fit" else (
-            "likelihood", "chains", "warmup", "draws", "seed", "target_accept", "noise", "prob")
+            "likelihood", "nu", "k", "chains", "warmup", "draws", "seed", "target_accept", "noise", "prob")
         desc = {"kind": kind, "law": law.name, "fixed": law.fixed_values, "budgets": list(args.budgets),
                 "inputs": inputs, **{k: getattr(args, k) for k in keys}}
         records = run_in_chunks(work, runs, args.family_out, chunk_size=args.chunk_size, resume=args.resume, description=desc,
@@ -583,6 +587,20 @@ def _run_families(runs, law, args, inputs, *, kind: str) -> int:
     return 0 if not bad else 1
 
 
+def _check_noise_shape(args) -> None:
+    from .noise import shape_of
+
+    if args.nu is not None and args.nu != "learn":
+        try:
+            args.nu = float(args.nu)
+        except ValueError:
+            raise UsageError(f"--nu {args.nu}: give a positive number or 'learn'") from None
+    try:
+        shape_of(args.likelihood, args.nu, args.k)
+    except ValueError as err:
+        raise UsageError(f"--nu/--k with --likelihood {args.likelihood}: {err}") from None
+
+
 def _check_sampler_args(args) -> None:
     from .sampling import check_sampler_size
 
@@ -595,6 +613,8 @@ def _check_sampler_args(args) -> None:
         raise UsageError("--draws must be at least 4 (R-hat and ESS need them)")
     if not 0 < args.target_accept < 1:
         raise UsageError("--target-accept must be between 0 and 1")
+    if hasattr(args, "likelihood"):  # loss-law posteriors (sample, report, demo): the likelihood's shape
+        _check_noise_shape(args)
     try:  # before any work: draws that cannot fit in memory (the runs are counted again once the table is read)
         check_sampler_size(args.chains, args.warmup, args.draws, 16)
     except ValueError as err:
@@ -622,7 +642,7 @@ def _fmt_interval_table(df, prob) -> str:
 
 def _posterior_options(args) -> dict:
     """The sampler options of ``sample``/``report``/``demo`` as the keywords of sample_posterior(_batch)."""
-    return dict(likelihood=args.likelihood, num_warmup=args.warmup, num_samples=args.draws, num_chains=args.chains,
+    return dict(likelihood=args.likelihood, nu=args.nu, k=args.k, num_warmup=args.warmup, num_samples=args.draws, num_chains=args.chains,
                 seed=args.seed, target_accept=args.target_accept,
                 noise_varies_with_compute={"auto": None, "constant": False, "compute": True}[args.noise])
 

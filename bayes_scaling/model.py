@@ -33,13 +33,13 @@ from numpyro.distributions import constraints
 
 from .defaults import compute_of
 from .laws import Law, get_law, prior_token
-from .noise import LIKELIHOODS, sample_unit
+from .noise import DEFAULT_K, DEFAULT_NU, LIKELIHOODS, sample_unit, shape_of
 
 __all__ = ["make_model", "prior_predictive", "centre_of", "sampling_values", "noise_inputs", "start_sigma", "NOISE_SCALE", "DEFAULT_SHAPE"]
 
 NOISE_SCALE = 0.1
 #: default shape of each likelihood: Student-t degrees of freedom, Huber threshold (in sigmas)
-DEFAULT_SHAPE = {"student_t": 4.0, "huber": 1.345, "gaussian": 0.0}
+DEFAULT_SHAPE = {"student_t": DEFAULT_NU, "huber": DEFAULT_K, "gaussian": 0.0}
 
 
 def centred_terms(law: Law):
@@ -82,14 +82,17 @@ def start_sigma(sigma: float, noise_scale: float = NOISE_SCALE) -> float:
     return min(max(float(sigma), 1e-4), 3 * noise_scale)
 
 
-def make_model(law, *, priors: Mapping[str, Any] | None = None, **options):
+def make_model(law, *, priors: Mapping[str, Any] | None = None, likelihood: str = "student_t", nu=None, k=None,
+               **options):
     """The NumPyro model of ``law`` (see the module docstring). Returns ``model(X, logy, mask, center)``.
 
-    options: ``likelihood`` ("student_t", "gaussian", "huber"), ``shape`` (nu or k; "learn" samples nu),
+    ``likelihood`` ("student_t", "gaussian", "huber") with its shape: ``nu`` (Student-t degrees of freedom, default
+    4; "learn" samples it) or ``k`` (the Huber density's threshold in sigmas, default 1.345); options:
     ``noise_scale``, ``noise_varies_with_compute``. Without ``priors`` the same options give the same model
     object, so compiled samplers are reused.
     """
     law = get_law(law)
+    options = dict(options, likelihood=likelihood, shape=shape_of(likelihood, nu, k))
     if priors:
         return _make_model(law, priors=priors, **options)
     return _make_model_cached(law, **options)
@@ -111,7 +114,7 @@ def _make_model(
 ):
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
-    learn_nu = likelihood == "student_t" and shape == "learn"
+    learn_nu = shape == "learn"
     shape = DEFAULT_SHAPE[likelihood] if shape in (None, "learn") else float(shape)
     priors = dict(priors or {})
     unknown = set(priors) - set(law.free_names)
@@ -188,7 +191,8 @@ def sampling_values(model, params: Mapping[str, float], sigma: float, center: Ma
 
 
 def prior_predictive(law, X: Mapping[str, Any], *, num_draws: int = 1000, seed: int = 0, priors=None,
-                     noise_scale: float = NOISE_SCALE, likelihood: str = "student_t", shape: float | None = None):
+                     noise_scale: float = NOISE_SCALE, likelihood: str = "student_t", nu: float | None = None,
+                     k: float | None = None):
     """Losses the priors alone predict for runs ``X`` (dict of input arrays): ``(num_draws, run)``.
 
     Parameters are drawn from the law's declared priors (or ``priors`` overrides) as the user knows them,
@@ -209,5 +213,7 @@ def prior_predictive(law, X: Mapping[str, Any], *, num_draws: int = 1000, seed: 
     X = {k: jnp.asarray(X[k]) for k in law.inputs}
     mu = jax.vmap(lambda p: law.log_loss_runs(p, X))(params)
     sigma = dist.HalfNormal(noise_scale).sample(jax.random.fold_in(key, 10_000), (num_draws, 1))
-    shape = DEFAULT_SHAPE[likelihood] if shape is None else shape
+    shape = shape_of(likelihood, nu, k)
+    if shape == "learn":
+        raise ValueError("prior_predictive: give nu a number (the draws need one)")
     return np.asarray(jnp.exp(mu + sigma * sample_unit((seed, 10_000), likelihood, shape, mu.shape)))

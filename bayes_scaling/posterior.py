@@ -22,7 +22,7 @@ from .defaults import PROB as DEFAULT_PROB
 from .defaults import compute_of
 from .diagnostics import Health, ess_bulk, ess_tail, health, rhat
 from .laws import Law, get_law
-from .noise import sample_unit
+from .noise import sample_unit, shape_from_settings
 
 __all__ = ["Posterior", "interval", "hdi"]
 
@@ -212,7 +212,7 @@ class Posterior:
         return sigma * np.exp(lift(self.noise["gamma"]) * (np.log(C) - self.settings["center"]["__logC__"]))
 
     def _unit_noise(self, seed, size) -> np.ndarray:
-        return sample_unit(seed, self.settings.get("likelihood", "student_t"), self.settings.get("shape", 4.0), size)
+        return sample_unit(seed, self.settings.get("likelihood", "student_t"), shape_from_settings(self.settings), size)
 
     def _new_run_noise(self, seed, shape, C=None):
         """Draws of one new run's log-loss noise under the fitted likelihood, one per posterior draw."""

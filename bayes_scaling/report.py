@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .defaults import BUDGETS as DEFAULT_BUDGETS
+from .noise import shape_from_settings, shape_settings
 
 __all__ = ["write_report", "build_report", "provenance", "report_files", "FIGURES", "DEFAULT_BUDGETS"]
 
@@ -176,7 +177,7 @@ def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9,
         "parameters": [{"name": p.name, "prior": _prior(recorded, p), "doc": p.doc,
                         "fixed": law.fixed_values.get(p.name)} for p in law.params],
     }
-    noise = {"likelihood": s.get("likelihood"), "shape": s.get("shape"),
+    noise = {"likelihood": s.get("likelihood"), **shape_settings(s.get("likelihood"), shape_from_settings(s)),
              "sigma_prior": f"HalfNormal({s.get('noise_scale', 0.1)})",
              "varies_with_compute": s.get("noise_varies_with_compute"),
              "description": _noise_words(s)}
@@ -209,8 +210,9 @@ def _prior(recorded, p) -> str:
 
 def _noise_words(s) -> str:
     lik = s.get("likelihood", "student_t")
-    kind = {"student_t": f"Student-t (nu = {s.get('shape')})", "gaussian": "Gaussian",
-            "huber": f"Huber density (k = {s.get('shape')} sigmas)"}.get(lik, lik)
+    shape = shape_from_settings(s)
+    kind = {"student_t": f"Student-t (nu = {shape:g})", "gaussian": "Gaussian",
+            "huber": f"Huber density (k = {shape:g} sigmas)"}.get(lik, lik)
     scale = ("sigma x exp(gamma (log C - mean log C)), gamma ~ Normal(0, 0.5): the noise may grow or shrink with compute"
              if s.get("noise_varies_with_compute") else "a constant sigma")
     return f"{kind} noise on log loss with scale {scale}; sigma ~ HalfNormal({s.get('noise_scale', 0.1)})"

@@ -31,6 +31,7 @@ from .data import as_runs
 from .fitting import fit_point, on_accelerator
 from .laws import get_law, prior_text
 from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
+from .noise import shape_settings
 from .posterior import Posterior
 from .shard import device_count, pad_to_multiple, sharded, trim
 
@@ -316,7 +317,8 @@ def sample_posterior(
     runs,
     *,
     likelihood: str = "student_t",
-    shape: float | None = None,
+    nu: float | str | None = None,
+    k: float | None = None,
     priors: Mapping[str, Any] | None = None,
     noise_scale: float = 0.1,
     noise_varies_with_compute: bool | None = None,
@@ -336,7 +338,8 @@ def sample_posterior(
     """Sample the posterior of ``law``'s parameters given ``runs`` with NUTS.
 
     likelihood:    ``"student_t"`` (default, nu = 4), ``"gaussian"`` or ``"huber"`` (normalised Huber
-                   density); ``shape`` overrides nu (Student-t) or the Huber threshold k (in sigmas).
+                   density). ``nu``: Student-t's degrees of freedom (default 4; ``"learn"`` samples it); ``k``: the
+                   Huber density's threshold in sigmas (default 1.345).
     priors:        ``{"alpha": numpyro.distributions.LogNormal(...)}`` overrides the law's priors.
     noise_varies_with_compute: log sigma_i = log sigma + gamma (log C_i - mean log C), gamma ~ Normal(0, 0.5).
                    ``None`` (default): on whenever the runs give a compute C (a C column, or N and D). On
@@ -368,7 +371,7 @@ def sample_posterior(
         warnings.warn("sampling in float32: enable float64 with jax.config.update('jax_enable_x64', True) "
                       "for reliable posteriors", stacklevel=2)
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    model = make_model(law, likelihood=likelihood, shape=shape, priors=priors, noise_scale=noise_scale,
+    model = make_model(law, likelihood=likelihood, nu=nu, k=k, priors=priors, noise_scale=noise_scale,
                        noise_varies_with_compute=noise_varies_with_compute)
     X = {k: jnp.asarray(v, dtype) for k, v in runs.inputs(names).items()}
     logy = jnp.asarray(np.log(runs.loss), dtype)
@@ -393,7 +396,7 @@ def sample_posterior(
             noise[extra_site] = np.asarray(samples[extra_site])
     settings = {
         "likelihood": likelihood,
-        "shape": model.shape,
+        **shape_settings(likelihood, model.shape),
         "priors": {p.name: prior_text((priors or {}).get(p.name, p.prior)) for p in law.free_params},
         "noise_scale": noise_scale,
         "noise_varies_with_compute": noise_varies_with_compute,

@@ -220,11 +220,11 @@ def test_batch_options_reach_the_model_and_the_sampler():
         sample_posterior_batch("chinchilla", runs, chain_method="parallel")
     tight = dist.LogNormal(np.log(0.5), 0.01)  # alpha pinned at 0.5 by the prior, far from the runs' 0.34
     out = sample_posterior_batch("chinchilla", runs, priors={"alpha": tight}, noise_scale=0.05, likelihood="student_t",
-                                 shape=6.0, dense_mass=False, max_tree_depth=5, init_scale=0.5, num_warmup=150,
+                                 nu=6.0, dense_mass=False, max_tree_depth=5, init_scale=0.5, num_warmup=150,
                                  num_samples=150, num_chains=2, progress_bar=True)
     for post in out.posteriors.values():
         s = post.settings
-        assert s["noise_scale"] == 0.05 and s["shape"] == 6.0 and s["dense_mass"] is False and s["max_tree_depth"] == 5
+        assert s["noise_scale"] == 0.05 and s["nu"] == 6.0 and s["dense_mass"] is False and s["max_tree_depth"] == 5
         assert s["priors"]["alpha"].startswith("LogNormal(loc=-0.693")
         assert abs(np.median(post.draws["alpha"]) - 0.5) < 0.03
         assert np.max(post.sample_stats["n_steps"]) <= 2 ** 5 - 1

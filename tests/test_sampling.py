@@ -174,3 +174,24 @@ def test_predictive_draws_for_every_likelihood():
         pri = prior_predictive("chinchilla", {"N": rng.uniform(1e8, 1e9, 5), "D": rng.uniform(1e9, 1e10, 5)},
                                num_draws=20, likelihood=lik)
         assert pri.shape == (20, 5) and np.all(pri > 0)
+
+
+def test_likelihood_shapes_are_named_nu_and_k():
+    # nu for Student-t, k for the Huber density, neither for Gaussian; a wrong pairing says which one belongs where
+    from bayes_scaling.model import make_model
+    from bayes_scaling.noise import shape_from_settings, shape_of, shape_settings
+
+    assert make_model("chinchilla", likelihood="huber", k=2.0).shape == 2.0
+    assert make_model("chinchilla", nu=7).shape == 7.0 and make_model("chinchilla", nu="learn").learn_nu
+    assert make_model("chinchilla", likelihood="gaussian").shape == 0.0
+    for bad, words in ((dict(likelihood="student_t", k=2.0), "Student-t noise takes nu"),
+                       (dict(likelihood="huber", nu=3.0), "the Huber density takes k"),
+                       (dict(likelihood="gaussian", nu=3.0), "no shape parameter"),
+                       (dict(likelihood="student_t", nu=-1.0), "nu must be a positive number")):
+        with pytest.raises(ValueError, match=words):
+            shape_of(**bad)
+    assert shape_settings("huber", 2.0) == {"k": 2.0} and shape_settings("gaussian", 0.0) == {}
+    # results record nu or k; files written before read back through "shape"
+    assert shape_from_settings({"likelihood": "huber", "k": 2.0}) == 2.0
+    assert shape_from_settings({"likelihood": "student_t", "shape": 6.0}) == 6.0
+    assert shape_from_settings({"likelihood": "huber"}) == 1.345

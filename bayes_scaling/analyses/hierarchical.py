@@ -37,8 +37,8 @@ from ..data import as_runs
 from ..diagnostics import ESS_MIN, RHAT_MAX, Health, ess_bulk, health, rhat
 from ..fitting import fit_point
 from ..laws import Law, get_law
-from ..model import DEFAULT_SHAPE, NOISE_SCALE, centred_terms, start_sigma
-from ..noise import LIKELIHOODS, sample_unit
+from ..model import NOISE_SCALE, centred_terms, start_sigma
+from ..noise import LIKELIHOODS, sample_unit, shape_from_settings, shape_of, shape_settings
 from ..posterior import interval
 from ..sampling import check_sampler_size, run_nuts
 
@@ -72,15 +72,17 @@ def _pooling(law: Law, pool: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
-def make_hierarchical_model(law, *, pool=None, likelihood: str = "student_t", shape: float | None = None,
-                            noise_scale: float = NOISE_SCALE):
+def make_hierarchical_model(law, *, pool=None, likelihood: str = "student_t", nu: float | None = None,
+                            k: float | None = None, noise_scale: float = NOISE_SCALE):
     """The hierarchical NumPyro model: ``model(X, logy, mask, center)`` with ``X[k]``, ``logy``, ``mask``
     shaped ``(family, run)``."""
     law = get_law(law)
     modes = _pooling(law, pool)
     if likelihood not in ("student_t", "gaussian"):
         raise ValueError("hierarchical likelihood must be 'student_t' or 'gaussian'")
-    shape = DEFAULT_SHAPE[likelihood] if shape is None else float(shape)
+    shape = shape_of(likelihood, nu, k)
+    if shape == "learn":
+        raise ValueError("nu='learn' is for sample_posterior; the hierarchical model takes a number")
     logpdf = LIKELIHOODS[likelihood]
     centred = {scale: (exponent, inp, sign) for scale, exponent, inp, sign in centred_terms(law)}
     fixed = law.fixed_values
@@ -201,7 +203,7 @@ class HierarchicalPosterior:
     def _new_run_noise(self, seed, fam_index: int, size: int) -> np.ndarray:
         """One new run's log-loss noise per draw, under the fitted likelihood and the family's noise scale."""
         sigma = self.noise["sigma"][..., fam_index].reshape(-1)
-        return sample_unit(seed, self.settings.get("likelihood", "student_t"), self.settings.get("shape", 4.0), (size,)) * sigma
+        return sample_unit(seed, self.settings.get("likelihood", "student_t"), shape_from_settings(self.settings), (size,)) * sigma
 
     def forecast(self, budgets, *, prob: float = 0.9, seed: int = 0, inputs=None):
         """Per family and budget: median and ``prob`` interval of N_opt, D_opt, D/N and L* (the mean law), the
@@ -276,7 +278,8 @@ class HierarchicalPosterior:
 
 
 def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, likelihood: str = "student_t",
-                        shape: float | None = None, noise_scale: float = NOISE_SCALE, num_warmup: int = 1000,
+                        nu: float | None = None, k: float | None = None, noise_scale: float = NOISE_SCALE,
+                        num_warmup: int = 1000,
                         num_samples: int = 1000, num_chains: int = 4, seed: int = 0, target_accept: float = 0.9,
                         chain_method: str = "auto", regularize_mass_matrix: bool = True,
                         progress_bar: bool = False) -> HierarchicalPosterior:
@@ -288,7 +291,7 @@ def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, lik
     here: with many per-family parameters an unshrunk metric estimated from early warm-up can be singular."""
     law = get_law(law)
     runs = as_runs(runs)
-    model = make_hierarchical_model(law, pool=pool, likelihood=likelihood, shape=shape, noise_scale=noise_scale)
+    model = make_hierarchical_model(law, pool=pool, likelihood=likelihood, nu=nu, k=k, noise_scale=noise_scale)
     modes = model.modes
     if runs.family is None:
         raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
@@ -349,7 +352,7 @@ def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, lik
         else:
             draws[name] = np.broadcast_to(samples[name].reshape(C, Dr, -1), (C, Dr, F)).copy()
     population = {k: samples[k] for k in samples if k.endswith("_pop") or k.endswith("_tau")}
-    settings = {"pool": modes, "likelihood": likelihood, "shape": model.shape, "num_warmup": num_warmup,
+    settings = {"pool": modes, "likelihood": likelihood, **shape_settings(likelihood, model.shape), "num_warmup": num_warmup,
                 "num_samples": num_samples, "num_chains": num_chains, "seed": seed, "chain_method": method,
                 "init": "MAP + Laplace draws" if laplace_ok else "MAP + small jitter", "center": center, "seconds": seconds}
     settings.update(skipped=skipped, noise_scale=noise_scale)
