@@ -41,6 +41,7 @@ from .fitting import (
     start_array,
     with_checks,
 )
+from .keys import as_key, seed_record
 from .laws import get_law
 from .model import NOISE_SCALE
 from .noise import shape_settings
@@ -501,6 +502,7 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: floa
         raise ValueError(f"chain_method {chain_method!r}: a family batch runs each family's chains 'sequential' or "
                          "'vectorized' ('auto' picks); 'parallel' (a chain per device) does not apply, the families are "
                          "what is spread over the devices")
+    key = as_key(seed)  # a seed that is neither an int nor a key is refused before any work
     vary, names = noise_inputs(law, runs, noise_varies_with_compute)
     check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) + 3 + max((n for _, n in runs.family_sizes()), default=0))
     skipped = _too_small(runs, law, "posterior")
@@ -514,7 +516,6 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: floa
     fits = fit_point_batch(law, batch, objective="gaussian" if likelihood == "gaussian" else "student_t", prior=True,
                            nu=model.shape if likelihood == "student_t" else 4.0, protocol="warm", num_pilots=4, verify=0)
     F = batch.num_families
-    key = jax.random.PRNGKey(seed)
     inits, centers, laplace, keys = [], [], [], []
     for i, fam in enumerate(batch.families):
         X_i = {k: jnp.asarray(v[i], dtype) for k, v in batch.inputs.items()}
@@ -551,7 +552,7 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: floa
             law=law, draws=draws, noise=noise, sample_stats={n: np.asarray(v[i]) for n, v in stats.items()},
             log_loss_mean=s_i["log_loss_mean"][..., :k], observed=observed,
             settings={"likelihood": likelihood, **shape_settings(likelihood, model.shape), "noise_varies_with_compute": vary,
-                      "num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains, "seed": seed,
+                      "num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains, "seed": seed_record(seed),
                       "center": centers[i], "family": str(fam), "batch_of": F, "noise_scale": noise_scale,
                       "dense_mass": bool(dense_mass), "target_accept": float(target_accept), "max_tree_depth": int(max_tree_depth),
                       "chain_method": settings["chain_method"], "seconds": seconds / F,

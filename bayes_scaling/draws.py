@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from .diagnostics import Health, health
+from .keys import as_key, seed_record
 from .posterior import DEFAULT_PROB, interval
 
 __all__ = ["Draws", "sample_model", "sample_models", "quantiles"]
@@ -97,7 +98,7 @@ def sample_model(model, args, values: Mapping[str, Any], *, watch: Sequence[str]
         chain_method=chain_method, target_accept=target_accept, regularize_mass_matrix=True)
     return Draws(draws=samples, sample_stats=stats, watch=tuple(watch),
                  settings={"num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains,
-                           "seed": seed, "chain_method": method, "target_accept": target_accept,
+                           "seed": seed_record(seed), "chain_method": method, "target_accept": target_accept,
                            "init": "mode + Laplace draws" if laplace_ok else "mode + small jitter"})
 
 
@@ -110,7 +111,7 @@ def sample_models(model, args_list: Sequence[Any], values_list: Sequence[Mapping
     from .fitting import on_accelerator
     from .sampling import laplace_inits, run_families
 
-    key = jax.random.PRNGKey(seed)
+    key = as_key(seed)
     inits, keys = [], []
     for i, (a, v) in enumerate(zip(args_list, values_list)):
         z0, _, chain_keys = laplace_inits(jax.random.fold_in(key, i), model, a, v, num_chains, 1.0)

@@ -32,6 +32,7 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from .defaults import compute_of
+from .keys import as_key, seed_record
 from .laws import Law, get_law, prior_token
 from .noise import DEFAULT_K, DEFAULT_NU, LIKELIHOODS, sample_unit, shape_of
 
@@ -203,7 +204,7 @@ def prior_predictive(law, X: Mapping[str, Any], *, num_draws: int = 1000, seed: 
 
     law = get_law(law)
     priors = dict(priors or {})
-    key = jax.random.PRNGKey(seed)
+    key = as_key(seed)
     params = {}
     for i, p in enumerate(law.params):
         if p.name in law.fixed_values:
@@ -216,4 +217,4 @@ def prior_predictive(law, X: Mapping[str, Any], *, num_draws: int = 1000, seed: 
     shape = shape_of(likelihood, nu, k)
     if shape == "learn":
         raise ValueError("prior_predictive: give nu a number (the draws need one)")
-    return np.asarray(jnp.exp(mu + sigma * sample_unit((seed, 10_000), likelihood, shape, mu.shape)))
+    return np.asarray(jnp.exp(mu + sigma * sample_unit((*np.atleast_1d(seed_record(seed)), 10_000), likelihood, shape, mu.shape)))

@@ -29,6 +29,7 @@ from numpyro.infer import MCMC, NUTS
 from . import checks, compile_cache, progress
 from .data import as_runs
 from .fitting import fit_point, on_accelerator
+from .keys import as_key, seed_record
 from .laws import get_law, prior_text
 from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
 from .noise import shape_settings
@@ -91,14 +92,6 @@ def laplace_inits(key, model, args, values, num_chains, scale):
     z0s, ok, keys = compile_cache.run("laplace", _token(model, int(num_chains)), _laplace_fn(model, num_chains),
                                       np.asarray(key, np.uint32), values, args, np.asarray(scale, dtype))
     return jax.tree_util.tree_map(np.asarray, z0s), bool(ok), np.asarray(keys)
-
-
-def seed_key(seed: int) -> np.ndarray:
-    """``jax.random.PRNGKey(seed)`` (threefry) as a NumPy array, without a compiled program for it."""
-    seed = int(seed)
-    if 0 <= seed < 2 ** 32:
-        return np.array([0, seed], dtype=np.uint32)
-    return np.asarray(jax.random.PRNGKey(seed))
 
 
 def _mcmc(model, **settings):
@@ -268,7 +261,7 @@ def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, 
                             num_chains=num_chains, chain_method=chain_method, dense_mass=dense_mass,
                             target_accept=target_accept, max_tree_depth=max_tree_depth, init_scale=init_scale,
                             regularize_mass_matrix=regularize_mass_matrix, devices=devices)
-    init_params, laplace_ok, keys = laplace_inits(seed_key(seed), model, args, values, num_chains, init_scale)
+    init_params, laplace_ok, keys = laplace_inits(as_key(seed), model, args, values, num_chains, init_scale)
     if chain_method == "auto":
         chain_method = "vectorized" if on_accelerator() else "sequential"
     if chain_method not in ("vectorized", "sequential", "parallel"):
@@ -348,7 +341,7 @@ def sample_posterior(
     chain_method:  ``"auto"`` (default: ``"sequential"`` on CPU, where chains one after another in one
                    compiled loop beat vmapped tree building, ``"vectorized"`` on GPU/TPU), ``"vectorized"``,
                    ``"sequential"``, or ``"parallel"`` (one chain per device, through numpyro's MCMC).
-    seed:          the same seed gives identical draws.
+    seed:          an int or a JAX random key (jax.random.key(n), PRNGKey(n)); the same seed gives identical draws.
     init_scale:    chains start at MAP + init_scale x (Laplace covariance)^(1/2) x N(0, 1) draws.
     devices:       with sequential chains (the CPU default) and several devices, the chains are spread over up to
                    ``devices`` of them (default: all; one chain per device at most), with the same draws as on one.
@@ -363,6 +356,7 @@ def sample_posterior(
     """
     law = get_law(law)
     runs = as_runs(runs)
+    as_key(seed)  # a seed that is neither an int nor a key is refused before any work
     noise_varies_with_compute, names = noise_inputs(law, runs, noise_varies_with_compute)
     check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) + 3 + len(runs))
     early = checks.check_run_count(len(runs), law, "posterior", runs.source)
@@ -408,7 +402,7 @@ def sample_posterior(
         "dense_mass": dense_mass,
         "target_accept": target_accept,
         "max_tree_depth": max_tree_depth,
-        "seed": seed,
+        "seed": seed_record(seed),
         "init": "MAP + Laplace draws" if laplace_ok else "MAP + small jitter (Hessian not positive definite)",
         "center": center,
         "seconds": seconds,

@@ -106,6 +106,15 @@ def test_netcdf_round_trip_and_seed(chinchilla_runs, tmp_path):
     b = sample_posterior("chinchilla", chinchilla_runs, num_warmup=150, num_samples=100, num_chains=2, seed=3)
     for k in a.draws:
         np.testing.assert_array_equal(a.draws[k], b.draws[k])
+    # a JAX random key is a seed too: PRNGKey(3) and the typed key(3) are the int 3's key, and give its draws
+    import jax
+
+    for key in (jax.random.PRNGKey(3), jax.random.key(3)):
+        k_ = sample_posterior("chinchilla", chinchilla_runs, num_warmup=150, num_samples=100, num_chains=2, seed=key)
+        np.testing.assert_array_equal(a.draws["alpha"], k_.draws["alpha"])
+        assert k_.settings["seed"] == [0, 3]
+    with pytest.raises(ValueError, match="seed must be an int or a JAX random key"):
+        sample_posterior("chinchilla", chinchilla_runs, num_warmup=150, num_samples=100, num_chains=2, seed="three")
     path = tmp_path / "post.nc"
     a.save(path)
     with pytest.raises(ValueError, match="exists; not overwriting"):

@@ -36,6 +36,7 @@ from ..batch import make_batch
 from ..data import as_runs
 from ..diagnostics import ESS_MIN, RHAT_MAX, Health, ess_bulk, health, rhat
 from ..fitting import fit_point
+from ..keys import seed_record
 from ..laws import Law, get_law
 from ..model import NOISE_SCALE, centred_terms, start_sigma
 from ..noise import LIKELIHOODS, sample_unit, shape_from_settings, shape_of, shape_settings
@@ -353,7 +354,7 @@ def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, lik
             draws[name] = np.broadcast_to(samples[name].reshape(C, Dr, -1), (C, Dr, F)).copy()
     population = {k: samples[k] for k in samples if k.endswith("_pop") or k.endswith("_tau")}
     settings = {"pool": modes, "likelihood": likelihood, **shape_settings(likelihood, model.shape), "num_warmup": num_warmup,
-                "num_samples": num_samples, "num_chains": num_chains, "seed": seed, "chain_method": method,
+                "num_samples": num_samples, "num_chains": num_chains, "seed": seed_record(seed), "chain_method": method,
                 "init": "MAP + Laplace draws" if laplace_ok else "MAP + small jitter", "center": center, "seconds": seconds}
     settings.update(skipped=skipped, noise_scale=noise_scale)
     observed = {"family_index": np.concatenate([np.full(int(c), i) for i, c in enumerate(batch.counts)]),
