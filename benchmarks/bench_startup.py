@@ -115,7 +115,7 @@ def git(*args, cwd=ROOT) -> str:
 
 def baseline_tree(commit: str) -> Path:
     """A worktree of ``commit`` at /tmp/bs_baseline (created once; an existing one must be at that commit)."""
-    if not (BASELINE_DIR / "bayes_scaling" / "cli.py").exists():
+    if not any((BASELINE_DIR / "bayes_scaling" / name).exists() for name in ("cli.py", "cli")):
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", str(BASELINE_DIR), commit], check=True,
                        capture_output=True, text=True)
     head, want = git("rev-parse", "HEAD", cwd=BASELINE_DIR), git("rev-parse", commit)
