@@ -41,10 +41,9 @@ from .fitting import (
     start_array,
     with_checks,
 )
-from .keys import as_key, seed_record
+from .keys import as_key
 from .laws import get_law
 from .model import NOISE_SCALE
-from .noise import shape_settings
 from .shard import device_count, pad_to_multiple, sharded, trim
 
 __all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch", "bootstrap_point", "BatchPosterior", "sample_posterior_batch"]
@@ -486,10 +485,9 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: floa
                 regularize_mass_matrix=regularize_mass_matrix, family_chunk=family_chunk, devices=devices)
     import time
 
-    from .laws import prior_text
     from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
-    from .posterior import Posterior
-    from .sampling import check_sampler_size, laplace_inits, run_families, runs_sha256
+    from .posterior import assemble
+    from .sampling import check_sampler_size, laplace_inits, posterior_settings, run_families, runs_sha256
 
     law = get_law(law)
     runs = as_runs(runs)
@@ -540,26 +538,16 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: floa
     seconds = time.perf_counter() - t0
     posteriors = {}
     for i, fam in enumerate(batch.families):
-        k = int(batch.counts[i])
-        s_i = {name: np.asarray(v[i]) for name, v in samples.items()}
-        draws = {p.name: s_i[p.name] for p in law.params if p.name in s_i}
-        for name, value in law.fixed_values.items():
-            draws[name] = np.full((num_chains, num_samples), value)
-        noise = {n: s_i[n] for n in ("sigma", "gamma", "nu") if n in s_i}
-        r = batch.runs[i]
+        k, r = int(batch.counts[i]), batch.runs[i]
+        record = posterior_settings(
+            law, model, priors=priors, noise_scale=noise_scale, seed=seed, center=centers[i], seconds=seconds / F,
+            init_ok=laplace[i], data_sha256=runs_sha256(r, names),
+            data_warnings=checks.check_run_count(len(r), law, "posterior", r.source) + checks.data_warnings(r, law, kind="posterior"),
+            sampler=dict(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains, chain_method=chain_method,
+                         dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth)),
+            family=str(fam), batch_of=F)
         observed = {n: np.asarray(batch.inputs[n][i, :k]) for n in batch.inputs} | {"loss": np.asarray(r.loss)}
-        posteriors[str(fam)] = Posterior(
-            law=law, draws=draws, noise=noise, sample_stats={n: np.asarray(v[i]) for n, v in stats.items()},
-            log_loss_mean=s_i["log_loss_mean"][..., :k], observed=observed,
-            settings={"likelihood": likelihood, **shape_settings(likelihood, model.shape), "noise_varies_with_compute": vary,
-                      "num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains, "seed": seed_record(seed),
-                      "center": centers[i], "family": str(fam), "batch_of": F, "noise_scale": noise_scale,
-                      "dense_mass": bool(dense_mass), "target_accept": float(target_accept), "max_tree_depth": int(max_tree_depth),
-                      "chain_method": settings["chain_method"], "seconds": seconds / F,
-                      "priors": {p.name: prior_text((priors or {}).get(p.name, p.prior)) for p in law.free_params},
-                      "data_warnings": (checks.check_run_count(len(r), law, "posterior", r.source)
-                                        + checks.data_warnings(r, law, kind="posterior")),
-                      "data_sha256": runs_sha256(r, names),
-                      "init": "MAP + Laplace draws" if laplace[i] else "MAP + small jitter"},
-            point_fit=fits.fits[str(fam)].to_dict(), source=r.source)
+        posteriors[str(fam)] = assemble(law, {n: v[i] for n, v in samples.items()}, {n: v[i] for n, v in stats.items()},
+                                        observed=observed, settings=record, point_fit=fits.fits[str(fam)].to_dict(),
+                                        source=r.source, num_runs=k)
     return BatchPosterior(posteriors=posteriors, skipped=skipped, seconds=seconds)

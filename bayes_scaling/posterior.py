@@ -394,3 +394,19 @@ class Posterior:
             point_fit=json.loads(attrs.get("point_fit", "{}")),
             source=attrs.get("source", ""),
         )
+
+
+def assemble(law: Law, samples: Mapping[str, Any], stats: Mapping[str, Any], *, observed, settings, point_fit, source,
+             num_runs: int | None = None) -> Posterior:
+    """A :class:`Posterior` from a sampler's site arrays ``(chain, draw, ...)``, the one assembly single and batch
+    posteriors share: the law's parameters (fixed ones filled in), the noise sites (sigma, and gamma and nu where
+    sampled), the sample stats, the runs' mean log loss (its first ``num_runs`` runs: padding dropped)."""
+    shape = np.shape(samples["sigma"])[:2]
+    draws = {p.name: np.asarray(samples[p.name]) for p in law.params if p.name in samples}
+    for name, value in law.fixed_values.items():
+        draws[name] = np.full(shape, value)
+    noise = {n: np.asarray(samples[n]) for n in ("sigma", "gamma", "nu") if n in samples}
+    mean = np.asarray(samples["log_loss_mean"])
+    return Posterior(law=law, draws=draws, noise=noise, sample_stats={k: np.asarray(v) for k, v in stats.items()},
+                     log_loss_mean=mean if num_runs is None else mean[..., :num_runs], observed=observed,
+                     settings=settings, point_fit=point_fit, source=source)

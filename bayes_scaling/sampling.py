@@ -33,7 +33,7 @@ from .keys import as_key, seed_record
 from .laws import get_law, prior_text
 from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
 from .noise import shape_settings
-from .posterior import Posterior
+from .posterior import Posterior, assemble
 from .shard import device_count, pad_to_multiple, sharded, trim
 
 __all__ = ["sample_posterior", "run_nuts"]
@@ -62,7 +62,7 @@ def _laplace_fn(model, num_chains: int):
     if key not in _CACHE:
         from numpyro.infer.util import potential_energy, unconstrain_fn
 
-        from .fitting import default_tols, lbfgs_one
+        from .optimize import default_tols, lbfgs_one
 
         def starts(rng_key, values, args, scale):
             flat, unravel = ravel_pytree(unconstrain_fn(model, args, {}, values))
@@ -381,42 +381,23 @@ def sample_posterior(
         chain_method=chain_method, dense_mass=dense_mass, target_accept=target_accept, max_tree_depth=max_tree_depth,
         init_scale=init_scale, regularize_mass_matrix=regularize_mass_matrix, progress_bar=progress_bar, devices=devices)
     seconds = time.perf_counter() - t0
-    draws = {p.name: np.asarray(samples[p.name]) for p in law.params if p.name in samples}
-    for name, value in law.fixed_values.items():
-        draws[name] = np.full((num_chains, num_samples), value)
-    noise = {"sigma": np.asarray(samples["sigma"])}
-    for extra_site in ("gamma", "nu"):
-        if extra_site in samples:
-            noise[extra_site] = np.asarray(samples[extra_site])
-    settings = {
-        "likelihood": likelihood,
-        **shape_settings(likelihood, model.shape),
-        "priors": {p.name: prior_text((priors or {}).get(p.name, p.prior)) for p in law.free_params},
-        "noise_scale": noise_scale,
-        "noise_varies_with_compute": noise_varies_with_compute,
-        "num_warmup": num_warmup,
-        "num_samples": num_samples,
-        "num_chains": num_chains,
-        "chain_method": chain_method,
-        "devices": _chain_devices(chain_method, num_chains, devices),
-        "dense_mass": dense_mass,
-        "target_accept": target_accept,
-        "max_tree_depth": max_tree_depth,
-        "seed": seed_record(seed),
-        "init": "MAP + Laplace draws" if laplace_ok else "MAP + small jitter (Hessian not positive definite)",
-        "center": center,
-        "seconds": seconds,
-        "data_warnings": data_warnings,
-        "data_sha256": runs_sha256(runs, names),
-    }
-    return Posterior(
-        law=law,
-        draws=draws,
-        noise=noise,
-        sample_stats=stats,
-        log_loss_mean=np.asarray(samples["log_loss_mean"]),
-        observed={k: np.asarray(v) for k, v in X.items()} | {"loss": np.asarray(runs.loss)},
-        settings=settings,
-        point_fit=fit.to_dict(),
-        source=runs.source,
-    )
+    settings = posterior_settings(
+        law, model, priors=priors, noise_scale=noise_scale, seed=seed, center=center, seconds=seconds,
+        init_ok=laplace_ok, data_warnings=data_warnings, data_sha256=runs_sha256(runs, names),
+        sampler=dict(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains, chain_method=chain_method,
+                     devices=_chain_devices(chain_method, num_chains, devices), dense_mass=dense_mass,
+                     target_accept=target_accept, max_tree_depth=max_tree_depth))
+    observed = {k: np.asarray(v) for k, v in X.items()} | {"loss": np.asarray(runs.loss)}
+    return assemble(law, samples, stats, observed=observed, settings=settings, point_fit=fit.to_dict(), source=runs.source)
+
+
+def posterior_settings(law, model, *, priors, noise_scale, seed, center, seconds, init_ok, data_warnings, data_sha256,
+                       sampler, **extra) -> dict:
+    """What a loss-law posterior records about how it was made (single and batch posteriors alike): the noise model
+    and priors, the sampler's settings, the seed, the start, the data's centre, warnings and SHA-256."""
+    return {"likelihood": model.likelihood, **shape_settings(model.likelihood, model.shape),
+            "priors": {p.name: prior_text((priors or {}).get(p.name, p.prior)) for p in law.free_params},
+            "noise_scale": noise_scale, "noise_varies_with_compute": model.noise_varies_with_compute, **sampler,
+            "seed": seed_record(seed),
+            "init": "MAP + Laplace draws" if init_ok else "MAP + small jitter (Hessian not positive definite)",
+            "center": center, "seconds": seconds, "data_warnings": data_warnings, "data_sha256": data_sha256, **extra}
