@@ -14,8 +14,9 @@ learning rate as power laws in C or in N and D), :func:`isoflop` / :func:`isoflo
 """
 
 from .analyses.batch_size import CriticalBatchPosterior, critical_batch_size, forecast_critical_batch, load_batch_sweep
+from .analyses.envelope import Envelope, envelope
 from .analyses.hyperparams import PowerLawPosterior, fit_power_law, hyperparam_law
-from .analyses.isoflop import Envelope, IsoflopPosterior, envelope, isoflop, isoflop_batch
+from .analyses.isoflop import IsoflopPosterior, isoflop, isoflop_batch
 from .compile_cache import enable_compilation_cache
 from .data import Runs, load_runs
 from .datasets import load_chinchilla

@@ -16,7 +16,6 @@ in ``skipped`` with the single fit's own message, and not fitted; every fitted f
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import checks, compile_cache, progress
+from . import checks, compile_cache
 from .data import Runs, as_runs
-from .diagnostics import Health
 from .fitting import (
     STRATEGIES,
     PointFit,
@@ -41,12 +39,10 @@ from .fitting import (
     start_array,
     with_checks,
 )
-from .keys import as_key
 from .laws import get_law
-from .model import NOISE_SCALE
 from .shard import device_count, pad_to_multiple, sharded, trim
 
-__all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch", "bootstrap_point", "BatchPosterior", "sample_posterior_batch"]
+__all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch", "bootstrap_point", "too_small_families"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,7 +67,7 @@ class RunBatch:
         return self.mask.sum(axis=1).astype(int)
 
 
-def _too_small(runs: Runs, law, kind: str) -> dict[str, str]:
+def too_small_families(runs: Runs, law, kind: str) -> dict[str, str]:
     """The families with fewer runs than a fit of ``kind`` needs (:func:`~bayes_scaling.checks.min_runs`, the
     same count as a single fit), each with the reason it is skipped."""
     need = checks.min_runs(law, kind)
@@ -203,9 +199,8 @@ def fit_point_batch(
 ) -> BatchFit:
     """:func:`~bayes_scaling.fitting.fit_point` for every family of ``runs``, in one compiled call.
 
-    Options are those of ``fit_point`` (``jit``, a testing switch, aside); ``strategy``: ``"auto"`` or ``"grid"``,
-    both the start grid (every family screens it in the same program; ``"varpro"`` is refused with a reason);
-    ``chunk`` is how many of a family's starts run at once and
+    Options are those of ``fit_point`` (``jit``, a testing switch, aside); ``strategy`` ``"auto"`` or ``"grid"``: the
+    start grid (``"varpro"`` is refused with the reason); ``chunk``: how many of a family's starts run at once,
     ``family_chunk`` how many families (default: 1 on CPU, all on GPU/TPU). With several devices the
     families are sharded over them (``devices``: how many, default all; 1 turns sharding off). Families
     with too few runs for the law are skipped and listed in ``BatchFit.skipped``.
@@ -220,30 +215,12 @@ def fit_point_batch(
     """
     law = get_law(law)
     kind = objective
-    objective_function(law, kind, prior=prior)
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-    if strategy == "varpro":
-        raise ValueError("strategy 'varpro': family fits screen the law's start grid for all families in one program; "
-                         "use strategy 'auto' or 'grid' (fit_point fits one family by variable projection)")
+    _check_batch_options(law, kind, prior, strategy, protocol, num_pilots, num_warm, verify, num_polish, starts)
     num_noise = 0 if kind == "huber" else 1
     fkind = fit_kind(kind, prior)
-    need = checks.min_runs(law, fkind)
-    skipped: dict[str, str] = {}
-    if isinstance(runs, RunBatch):
-        batch = runs
-    else:
-        runs = as_runs(runs)
-        runs.inputs(law.inputs)
-        if runs.family is None:
-            raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
-        skipped = _too_small(runs, law, fkind)
-        batch = make_batch(runs, min_runs=need)
+    batch, skipped = _as_batch(runs, law, fkind)
     if dtype is None:
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    missing = [k for k in law.inputs if k not in batch.inputs]
-    if missing:
-        raise ValueError(f"{batch.source}: this law needs {missing[0]!r} but the table has no column for it")
     X = {k: jnp.asarray(batch.inputs[k], dtype) for k in law.inputs}
     logy = jnp.asarray(np.log(batch.loss), dtype)
     mask = jnp.asarray(batch.mask, dtype)
@@ -269,30 +246,62 @@ def fit_point_batch(
 
     screened = num_polish is not None and num_starts > num_polish
     grid_note = f"screened {num_starts} starts by objective; L-BFGS from the best {num_polish}" if screened else None
-    if protocol not in ("grid", "warm"):
-        raise ValueError(f"protocol must be 'grid' or 'warm', not {protocol!r}")
-    if protocol == "warm" and not (num_pilots >= 1 and 1 <= num_warm <= min(num_polish or num_starts, num_starts) and verify >= 0):
-        raise ValueError(f"warm protocol: need num_pilots >= 1, 1 <= num_warm <= num_polish and verify >= 0 "
-                         f"(got num_pilots={num_pilots}, num_warm={num_warm}, verify={verify})")
     if protocol == "grid" or F <= num_pilots:
-        out = grid(np.arange(F))
-        notes_for = lambda i: grid_note
-        check = None
+        out, notes_for, check = grid(np.arange(F)), (lambda i: grid_note), None
     else:
         out, notes_for, check = _warm(grid, X, logy, mask, hyper, F, dtype, num_pilots, num_warm, verify, seed, devices,
                                       chunk, fc, static, grid_note)
-    fits = {}
+    fits = _family_fits(law, batch, out, notes_for, kind, prior, delta, nu, num_starts, (X, logy, mask))
+    return BatchFit(fits=fits, skipped=skipped, check=check)
+
+
+def _family_fits(law, batch, out, notes_for, kind, prior, delta, nu, num_starts, data) -> dict[str, PointFit]:
+    """Each family's best start as its :class:`PointFit`, with its notes and the single fit's warnings."""
+    fits, F, fkind = {}, batch.num_families, fit_kind(kind, prior)
     for i, fam in enumerate(batch.families):
-        r = batch.runs[i]
-        note = notes_for(i)
+        r, note = batch.runs[i], notes_for(i)
         notes = tuple(r.notes) + ((note,) if note else ()) + (f"family {fam!r} of a batch of {F}",)
         fits[str(fam)] = best_fit(law, r, kind, prior, delta, nu, tuple(a[i] for a in out), num_starts, notes)
-    explained = _explained_batch(law, fits, batch, X, logy, mask)
+    explained = _explained_batch(law, fits, batch, *data)
     for i, fam in enumerate(batch.families):
         r = batch.runs[i]
         early = checks.check_run_count(len(r), law, fkind, r.source)
         fits[str(fam)] = with_checks(fits[str(fam)], r, fkind, early, explained[i])
-    return BatchFit(fits=fits, skipped=skipped, check=check)
+    return fits
+
+
+def _check_batch_options(law, kind, prior, strategy, protocol, num_pilots, num_warm, verify, num_polish, starts) -> None:
+    """Every option of :func:`fit_point_batch` checked before work, each refusal in words."""
+    objective_function(law, kind, prior=prior)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    if strategy == "varpro":
+        raise ValueError("strategy 'varpro': family fits screen the law's start grid for all families in one program; "
+                         "use strategy 'auto' or 'grid' (fit_point fits one family by variable projection)")
+    if protocol not in ("grid", "warm"):
+        raise ValueError(f"protocol must be 'grid' or 'warm', not {protocol!r}")
+    num_starts = len(start_array(law, starts, 0 if kind == "huber" else 1))
+    if protocol == "warm" and not (num_pilots >= 1 and 1 <= num_warm <= min(num_polish or num_starts, num_starts) and verify >= 0):
+        raise ValueError(f"warm protocol: need num_pilots >= 1, 1 <= num_warm <= num_polish and verify >= 0 "
+                         f"(got num_pilots={num_pilots}, num_warm={num_warm}, verify={verify})")
+
+
+def _as_batch(runs, law, fkind) -> tuple[RunBatch, dict[str, str]]:
+    """The families of ``runs`` as a padded batch, and the families too small for a fit of kind ``fkind`` (skipped)."""
+    skipped: dict[str, str] = {}
+    if isinstance(runs, RunBatch):
+        batch = runs
+    else:
+        runs = as_runs(runs)
+        runs.inputs(law.inputs)
+        if runs.family is None:
+            raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
+        skipped = too_small_families(runs, law, fkind)
+        batch = make_batch(runs, min_runs=checks.min_runs(law, fkind))
+    missing = [k for k in law.inputs if k not in batch.inputs]
+    if missing:
+        raise ValueError(f"{batch.source}: this law needs {missing[0]!r} but the table has no column for it")
+    return batch, skipped
 
 
 def _explained_impl(params, X, logy, mask, *, law):
@@ -400,154 +409,3 @@ def bootstrap_point(law, runs: Runs | Any, *, num_resamples: int = 1000, seed: i
     params = {name: np.asarray(v) for name, v in law.params_from_theta(jnp.asarray(theta[:, 0, :k])).items()}
     return {"params": params, "objective": f[:, 0], "converged": (status[:, 0] == 0) | (status[:, 0] == 1),
             "num_steps": steps[:, 0]}
-
-
-@dataclass(frozen=True)
-class BatchPosterior:
-    """Posteriors of many families sampled in one call: ``posteriors[family]`` is a
-    :class:`~bayes_scaling.posterior.Posterior`; ``skipped`` lists families not sampled, and
-    :meth:`failing` those whose sampler is unhealthy (never averaged away)."""
-
-    posteriors: dict[str, Any]
-    skipped: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def health(self) -> Health:
-        """The worst sampler health over the families, each family's warnings named by it; skipped families are
-        listed as a warning (they have no posterior)."""
-        extra = tuple(f"left out (too few runs): {fam}: {why}" for fam, why in self.skipped.items())
-        return Health.combine({fam: post.health() for fam, post in self.posteriors.items()}, extra_warnings=extra)
-
-    def to_arviz(self) -> dict[str, Any]:
-        """One InferenceData per family: ``{family: Posterior.to_arviz()}``."""
-        return {fam: post.to_arviz() for fam, post in self.posteriors.items()}
-
-    def failing(self) -> dict[str, list[str]]:
-        """The families that need attention, each with its problems in short: an unhealthy sampler (divergences,
-        R-hat, bulk or tail ESS, as :func:`~bayes_scaling.diagnostics.health` judges it) and the data's or the fit's
-        problems (``Posterior.diagnostics()["problems"]``)."""
-        from .diagnostics import ESS_MIN, RHAT_MAX, fmt_rhat
-
-        out = {}
-        for fam, post in self.posteriors.items():
-            d = post.diagnostics()
-            problems = []
-            if d["divergences"]:
-                problems.append(f"{d['divergences']} divergences")
-            if d["max_r_hat"] > RHAT_MAX:
-                problems.append(f"R-hat {fmt_rhat(d['max_r_hat'])}")
-            if d["min_ess_bulk"] < ESS_MIN:
-                problems.append(f"bulk ESS {d['min_ess_bulk']:.0f}")
-            if d["min_ess_tail"] < ESS_MIN:
-                problems.append(f"tail ESS {d['min_ess_tail']:.0f}")
-            problems += d["problems"]
-            if problems:
-                out[fam] = problems
-        return out
-
-    def forecast(self, budgets, *, prob: float = 0.9, seed: int = 0):
-        """Per family and budget: medians and intervals of N_opt, D_opt, D/N, L* (see Posterior.forecast)."""
-        import pandas as pd
-
-        tables = []
-        for fam, post in self.posteriors.items():
-            t = post.forecast(budgets, prob=prob, seed=seed)
-            t.insert(0, "family", fam)
-            tables.append(t)
-        return pd.concat(tables, ignore_index=True)
-
-
-def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: float | str | None = None, k: float | None = None,
-                           priors: Mapping[str, Any] | None = None, noise_scale: float = NOISE_SCALE,
-                           noise_varies_with_compute: bool | None = None, num_warmup: int = 1000, num_samples: int = 1000,
-                           num_chains: int = 4, chain_method: str = "auto", dense_mass: bool = True,
-                           target_accept: float = 0.9, max_tree_depth: int = 10, seed: int = 0, init_scale: float = 1.0,
-                           regularize_mass_matrix: bool = False, progress_bar: bool = False,
-                           family_chunk: int | None = None, devices: int | None = None) -> BatchPosterior:
-    """NUTS for every family of ``runs`` in one compiled call (families one after another on CPU, vmapped
-    on GPU/TPU), each family with its own warm-up adaptation, starts and diagnostics. The model is the
-    single-family one of :func:`~bayes_scaling.sampling.sample_posterior` with padded runs masked out, and every
-    option of that call means the same here (``tests/test_batch.py`` enumerates them): the likelihood and its
-    ``nu`` or ``k``, ``priors``, ``noise_scale``, the sampler's settings, ``init_scale``, ``progress_bar``.
-    ``chain_method``: how one family's chains run, ``"auto"`` (sequential on CPU, vectorized on GPU/TPU),
-    ``"sequential"`` or ``"vectorized"``; ``"parallel"`` (a chain per device) does not apply, since the
-    families are what is spread over the devices.
-    With several devices the families are sharded over them (``devices``: how many, default all; on CPU
-    ``jax.config.update("jax_num_cpu_devices", os.cpu_count())`` before JAX first runs puts one on each
-    core; the CLI does this). ``family_chunk``: families vmapped together on each device."""
-    if progress_bar and not progress.active():
-        with progress.reporting():
-            return sample_posterior_batch(
-                law, runs, likelihood=likelihood, nu=nu, k=k, priors=priors, noise_scale=noise_scale,
-                noise_varies_with_compute=noise_varies_with_compute, num_warmup=num_warmup, num_samples=num_samples,
-                num_chains=num_chains, chain_method=chain_method, dense_mass=dense_mass, target_accept=target_accept,
-                max_tree_depth=max_tree_depth, seed=seed, init_scale=init_scale,
-                regularize_mass_matrix=regularize_mass_matrix, family_chunk=family_chunk, devices=devices)
-    import time
-
-    from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
-    from .posterior import assemble
-    from .sampling import check_sampler_size, laplace_inits, posterior_settings, run_families, runs_sha256
-
-    law = get_law(law)
-    runs = as_runs(runs)
-    runs.inputs(law.inputs)
-    if runs.family is None:
-        raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
-    if chain_method == "auto":
-        chain_method = "vectorized" if on_accelerator() else "sequential"
-    if chain_method not in ("sequential", "vectorized"):
-        raise ValueError(f"chain_method {chain_method!r}: a family batch runs each family's chains 'sequential' or "
-                         "'vectorized' ('auto' picks); 'parallel' (a chain per device) does not apply, the families are "
-                         "what is spread over the devices")
-    key = as_key(seed)  # a seed that is neither an int nor a key is refused before any work
-    vary, names = noise_inputs(law, runs, noise_varies_with_compute)
-    check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) + 3 + max((n for _, n in runs.family_sizes()), default=0))
-    skipped = _too_small(runs, law, "posterior")
-    batch = make_batch(runs, names=names, min_runs=checks.min_runs(law, "posterior"))
-    model = make_model(law, likelihood=likelihood, nu=nu, k=k, priors=priors, noise_scale=noise_scale,
-                       noise_varies_with_compute=vary)
-    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    t0 = time.perf_counter()
-    # the MAP points only start the chains (each is polished to its family's mode before sampling), so many
-    # families share the warm protocol's pilot optima instead of each screening the whole start grid
-    fits = fit_point_batch(law, batch, objective="gaussian" if likelihood == "gaussian" else "student_t", prior=True,
-                           nu=model.shape if likelihood == "student_t" else 4.0, protocol="warm", num_pilots=4, verify=0)
-    F = batch.num_families
-    inits, centers, laplace, keys = [], [], [], []
-    for i, fam in enumerate(batch.families):
-        X_i = {k: jnp.asarray(v[i], dtype) for k, v in batch.inputs.items()}
-        c_i = centre_of(law, {k: np.asarray(v) for k, v in X_i.items()}, batch.mask[i])
-        fit = fits.fits[str(fam)]
-        values = sampling_values(model, fit.params, start_sigma(fit.noise["sigma"], noise_scale), c_i)
-        args_i = (X_i, jnp.asarray(np.log(batch.loss[i]), dtype), jnp.asarray(batch.mask[i], dtype), c_i)
-        z0, ok, chain_keys = laplace_inits(jax.random.fold_in(key, i), model, args_i, values, num_chains, init_scale)
-        inits.append(z0)
-        keys.append(chain_keys)
-        centers.append(c_i)
-        laplace.append(ok)
-    stack = lambda trees: jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(x) for x in a]), *trees)
-    z0s = stack(inits)
-    args = ({k: jnp.asarray(v, dtype) for k, v in batch.inputs.items()}, jnp.asarray(np.log(batch.loss), dtype),
-            jnp.asarray(batch.mask, dtype), {k: jnp.asarray([c[k] for c in centers], dtype) for k in centers[0]})
-    keys = np.stack(keys)
-    settings = dict(dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth),
-                    num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
-                    chain_method=chain_method, regularize=bool(regularize_mass_matrix))
-    samples, stats = run_families(model, keys, z0s, args, family_chunk=family_chunk, devices=devices, **settings)
-    seconds = time.perf_counter() - t0
-    posteriors = {}
-    for i, fam in enumerate(batch.families):
-        k, r = int(batch.counts[i]), batch.runs[i]
-        record = posterior_settings(
-            law, model, priors=priors, noise_scale=noise_scale, seed=seed, center=centers[i], seconds=seconds / F,
-            init_ok=laplace[i], data_sha256=runs_sha256(r, names),
-            data_warnings=checks.check_run_count(len(r), law, "posterior", r.source) + checks.data_warnings(r, law, kind="posterior"),
-            sampler=dict(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains, chain_method=chain_method,
-                         dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth)),
-            family=str(fam), batch_of=F)
-        observed = {n: np.asarray(batch.inputs[n][i, :k]) for n in batch.inputs} | {"loss": np.asarray(r.loss)}
-        posteriors[str(fam)] = assemble(law, {n: v[i] for n, v in samples.items()}, {n: v[i] for n, v in stats.items()},
-                                        observed=observed, settings=record, point_fit=fits.fits[str(fam)].to_dict(),
-                                        source=r.source, num_runs=k)
-    return BatchPosterior(posteriors=posteriors, skipped=skipped, seconds=seconds)

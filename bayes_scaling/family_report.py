@@ -1,6 +1,6 @@
 """A report for many families: one index page over the families, and each family's full report beside it.
 
-:func:`write_family_report` takes a :class:`~bayes_scaling.batch.BatchPosterior` and writes into a folder::
+:func:`write_family_report` takes a :class:`~bayes_scaling.batch_posterior.BatchPosterior` and writes into a folder::
 
     index.html              the overview, self-contained (figures embedded): provenance of the table, the law,
                             the families that need attention (unhealthy samplers, skipped families), one row
@@ -28,14 +28,12 @@ from typing import Any
 
 from . import progress
 from .defaults import ESS_MIN, HEALTH_TEXT, RHAT_MAX
+from .html_page import figure_html, html_list_item, page_start
 from .report import (
     DEFAULT_BUDGETS,
-    figure_html,
     fmt_number,
     fmt_times,
-    html_list_item,
     json_safe,
-    page_start,
     png_bytes,
     provenance,
     report_files,

@@ -359,11 +359,7 @@ def sample_posterior(
     as_key(seed)  # a seed that is neither an int nor a key is refused before any work
     noise_varies_with_compute, names = noise_inputs(law, runs, noise_varies_with_compute)
     check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) + 3 + len(runs))
-    early = checks.check_run_count(len(runs), law, "posterior", runs.source)
-    data_warnings = early + checks.data_warnings(runs, law, kind="posterior")
-    if not jax.config.jax_enable_x64:
-        warnings.warn("sampling in float32: enable float64 with jax.config.update('jax_enable_x64', True) "
-                      "for reliable posteriors", stacklevel=2)
+    data_warnings = posterior_data_warnings(runs, law)
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     model = make_model(law, likelihood=likelihood, nu=nu, k=k, priors=priors, noise_scale=noise_scale,
                        noise_varies_with_compute=noise_varies_with_compute)
@@ -389,6 +385,15 @@ def sample_posterior(
                      target_accept=target_accept, max_tree_depth=max_tree_depth))
     observed = {k: np.asarray(v) for k, v in X.items()} | {"loss": np.asarray(runs.loss)}
     return assemble(law, samples, stats, observed=observed, settings=settings, point_fit=fit.to_dict(), source=runs.source)
+
+
+def posterior_data_warnings(runs, law) -> list[str]:
+    """What a posterior of ``law`` on ``runs`` records about its data (run count, identifiability, ...); and, once
+    per call, a warning when JAX samples in float32."""
+    if not jax.config.jax_enable_x64:
+        warnings.warn("sampling in float32: enable float64 with jax.config.update('jax_enable_x64', True) "
+                      "for reliable posteriors", stacklevel=3)
+    return checks.check_run_count(len(runs), law, "posterior", runs.source) + checks.data_warnings(runs, law, kind="posterior")
 
 
 def posterior_settings(law, model, *, priors, noise_scale, seed, center, seconds, init_ok, data_warnings, data_sha256,

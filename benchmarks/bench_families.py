@@ -41,7 +41,8 @@ import pandas as pd  # noqa: E402
 from bench_point_fit import machine  # noqa: E402
 
 from bayes_scaling import fit_point, get_law, load_runs, sample_posterior  # noqa: E402
-from bayes_scaling.batch import fit_point_batch, sample_posterior_batch  # noqa: E402
+from bayes_scaling.batch import fit_point_batch  # noqa: E402
+from bayes_scaling.batch_posterior import sample_posterior_batch  # noqa: E402
 
 LAW = get_law("chinchilla")
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.347, "beta": 0.367}

@@ -14,7 +14,8 @@ def main():
     import pandas as pd
 
     from bayes_scaling import load_runs
-    from bayes_scaling.batch import bootstrap_point, fit_point_batch, sample_posterior_batch
+    from bayes_scaling.batch import bootstrap_point, fit_point_batch
+    from bayes_scaling.batch_posterior import sample_posterior_batch
 
     assert len(jax.devices()) == 4, jax.devices()
     rng = np.random.default_rng(0)

@@ -104,3 +104,16 @@ def test_no_module_is_hidden_by_a_function():
         importlib.import_module("bayes_scaling." + name)
         assert isinstance(getattr(parent, leaf), types.ModuleType), f"{parent_name}.{leaf} is not the module {name}"
     assert callable(bayes_scaling.isoflop) and not isinstance(bayes_scaling.isoflop, types.ModuleType)
+
+
+def test_modules_and_functions_stay_small():
+    # small modules named for what they hold; no function so long that it hides several jobs
+    long_modules = [f"{p.relative_to(ROOT)}: {n} lines" for p in sorted(PKG.rglob("*.py"))
+                    if (n := len(p.read_text().splitlines())) > 500]
+    long_functions = []
+    for path in sorted(PKG.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
+                long_functions.append(f"{path.relative_to(ROOT)}: {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long_modules, "modules over 500 lines: " + "; ".join(long_modules)
+    assert not long_functions, "functions over 80 lines: " + "; ".join(long_functions)

@@ -89,7 +89,7 @@ def test_bootstrap_batch_matches_epoch_reference(chinchilla_runs):
 
 def test_batch_posteriors_match_single_family_posteriors():
     from bayes_scaling import sample_posterior
-    from bayes_scaling.batch import sample_posterior_batch
+    from bayes_scaling.batch_posterior import sample_posterior_batch
     from bayes_scaling.diagnostics import ess_bulk
 
     rng = np.random.default_rng(0)
@@ -172,7 +172,7 @@ def test_batch_posterior_accepts_every_option_of_the_single_call():
     import inspect
 
     from bayes_scaling import sample_posterior
-    from bayes_scaling.batch import sample_posterior_batch
+    from bayes_scaling.batch_posterior import sample_posterior_batch
 
     single = inspect.signature(sample_posterior).parameters
     batch = inspect.signature(sample_posterior_batch).parameters
@@ -206,7 +206,7 @@ def test_batch_options_reach_the_model_and_the_sampler():
     # the leapfrog steps, a diagonal mass matrix is used; 'parallel' chains are refused in words
     import numpyro.distributions as dist
 
-    from bayes_scaling.batch import sample_posterior_batch
+    from bayes_scaling.batch_posterior import sample_posterior_batch
 
     rng = np.random.default_rng(1)
     rows = []

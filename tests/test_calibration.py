@@ -18,7 +18,7 @@ import pytest
 from scipy.stats import binom
 
 from bayes_scaling import compute_optimal, get_law, load_runs
-from bayes_scaling.batch import sample_posterior_batch
+from bayes_scaling.batch_posterior import sample_posterior_batch
 
 TRUTH = {"E": 1.8172, "A": 477.8, "B": 2143.4, "alpha": 0.3473, "beta": 0.3672}
 SIGMA, NU = 0.005, 4.0  # residual scale of the real runs under the Student-t model (posterior median ~0.0045)

@@ -119,7 +119,7 @@ def test_every_result_type_puts_sampler_failure_in_its_warnings():
     cbs = CriticalBatchPosterior(sweep=sweep, S_min=z, E_min=z, B_noise=z, cbs=z, sampler=_bad_draws())
     assert any("R-hat" in w for w in cbs.warnings)
     # one Health record answers for every result type, and agrees with its diagnostics and warnings
-    from bayes_scaling.analyses.isoflop import Envelope
+    from bayes_scaling.analyses.envelope import Envelope
     from bayes_scaling.diagnostics import Health
 
     env = Envelope(points=None, n_law=law, d_law=law)

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from conftest import data
 
-from bayes_scaling.analyses.isoflop import envelope, isoflop, isoflop_batch, lower_envelope, prepare_isoflop
+from bayes_scaling.analyses.envelope import envelope, lower_envelope
+from bayes_scaling.analyses.isoflop import isoflop, isoflop_batch, prepare_isoflop
 
 FAST = dict(num_warmup=300, num_samples=300, num_chains=2)
 CONFIG = ["dataset", "hparams", "warmup", "decay", "param_count", "loss_split"]

@@ -278,6 +278,30 @@ class HierarchicalPosterior:
         return pd.DataFrame(rows)
 
 
+def _pooled_start(law, model, modes, fit, F, center, noise_scale) -> dict[str, Any]:
+    """The hierarchical model's sample sites at the pooled MAP point ``fit``, spread to the ``F`` families: shared
+    parameters once, unpooled ones per family, partially pooled ones as population mean, small scale and zero
+    offsets; centred scales as the log of their term at the data's centre."""
+    shared = {name: float(fit.params[name]) for name in law.free_names}
+    values: dict[str, Any] = {}
+    for p in law.free_params:
+        mode = modes[p.name]
+        if p.name in model.centred:
+            exponent, inp, sign = model.centred[p.name]
+            logT = float(np.log(shared[p.name]) - sign * shared[exponent] * center[inp])
+            values[f"log_{p.name}_c"] = logT if mode == "complete" else np.full(F, logT)
+        elif mode == "complete":
+            values[p.name] = shared[p.name]
+        elif mode == "none":
+            values[p.name] = np.full(F, shared[p.name])
+        else:
+            values[f"{p.name}_pop"] = shared[p.name]
+            values[f"{p.name}_tau"] = 0.1
+            values[f"{p.name}_z"] = np.zeros(F)
+    values["sigma"] = np.full(F, start_sigma(fit.noise["sigma"], noise_scale))
+    return values
+
+
 def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, likelihood: str = "student_t",
                         nu: float | None = None, k: float | None = None, noise_scale: float = NOISE_SCALE,
                         num_warmup: int = 1000,
@@ -318,28 +342,7 @@ def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, lik
     fit = fit_point(law, runs.select(np.isin(runs.family, batch.families)),
                     objective="gaussian" if likelihood == "gaussian" else "student_t", prior=True,
                     num_polish=8)
-    shared = {name: float(fit.params[name]) for name in law.free_names}
-    sig = np.full(F, start_sigma(fit.noise["sigma"], noise_scale))
-    values: dict[str, Any] = {}
-    for p in law.free_params:
-        mode = modes[p.name]
-        if p.name in model.centred:
-            continue
-        if mode == "complete":
-            values[p.name] = shared[p.name]
-        elif mode == "none":
-            values[p.name] = np.full(F, shared[p.name])
-        else:
-            values[f"{p.name}_pop"] = shared[p.name]
-            values[f"{p.name}_tau"] = 0.1
-            values[f"{p.name}_z"] = np.zeros(F)
-    for p in law.free_params:
-        if p.name not in model.centred:
-            continue
-        exponent, inp, sign = model.centred[p.name]
-        logT = float(np.log(shared[p.name]) - sign * shared[exponent] * center[inp])
-        values[f"log_{p.name}_c"] = logT if modes[p.name] == "complete" else np.full(F, logT)
-    values["sigma"] = sig
+    values = _pooled_start(law, model, modes, fit, F, center, noise_scale)
     samples, stats, laplace_ok, method = run_nuts(
         model, (X, logy, mask, center), values, seed=seed, num_warmup=num_warmup, num_samples=num_samples,
         num_chains=num_chains, chain_method=chain_method, target_accept=target_accept,

@@ -201,7 +201,7 @@ def _family_records_fit(law, args, inputs):
 
 
 def _family_records_sample(law, args, inputs):
-    from ..batch import sample_posterior_batch
+    from ..batch_posterior import sample_posterior_batch
 
     def work(sub):
         out = sample_posterior_batch(law, sub, **posterior_options(args))

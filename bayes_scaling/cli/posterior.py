@@ -238,7 +238,7 @@ def _family_report(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from ..batch import sample_posterior_batch
+    from ..batch_posterior import sample_posterior_batch
     from ..family_report import write_family_report
 
     if args.posterior:

@@ -80,7 +80,8 @@ def cmd_batch_size(args) -> int:
 
 
 def cmd_isoflop(args) -> int:
-    from ..analyses.isoflop import envelope, isoflop, isoflop_batch
+    from ..analyses.envelope import envelope
+    from ..analyses.isoflop import isoflop, isoflop_batch
     from ..draws import quantiles
 
     _check_small_sampler_args(args)
