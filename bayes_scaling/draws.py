@@ -25,7 +25,7 @@ from .diagnostics import Health, health
 from .keys import as_key, seed_record
 from .posterior import DEFAULT_PROB, interval
 
-__all__ = ["Draws", "sample_model", "sample_models", "quantiles"]
+__all__ = ["Draws", "FromSampler", "sample_model", "sample_models", "quantiles"]
 
 
 def quantiles(x, prob: float = DEFAULT_PROB) -> dict[str, float]:
@@ -79,6 +79,25 @@ class Draws:
                                       "settings": json.dumps(self.settings, default=str),
                                       "inference_library": "numpyro", "created_by": "bayes_scaling"})
         return idata
+
+
+class FromSampler:
+    """``health()``, ``diagnostics()`` and ``to_arviz()`` of an analysis result whose draws come from one :class:`Draws`,
+    its ``sampler`` (``ANALYSIS`` names the analysis in the arviz attributes; ``observed``, where the result has it,
+    goes in as constant data)."""
+
+    ANALYSIS = ""
+
+    def health(self) -> Health:
+        """Sampler health (:class:`~bayes_scaling.diagnostics.Health`)."""
+        return self.sampler.health()
+
+    def diagnostics(self) -> dict[str, Any]:
+        return self.sampler.diagnostics()
+
+    def to_arviz(self):
+        """arviz InferenceData of the sampled model (:meth:`Draws.to_arviz`)."""
+        return self.sampler.to_arviz(kind=self.ANALYSIS, observed=getattr(self, "observed", None))
 
 
 def _settings(num_warmup, num_samples, num_chains, target_accept, chain_method):

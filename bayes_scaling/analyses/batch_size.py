@@ -39,8 +39,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from ..diagnostics import Health
-from ..draws import Draws, quantiles, sample_model
+from ..draws import Draws, FromSampler, quantiles, sample_model
 from ..noise import student_t_logpdf
 from ..posterior import DEFAULT_PROB
 from .hyperparams import PowerLawPosterior, fit_power_law
@@ -167,9 +166,11 @@ def _start(logB, logS, mask):
 
 
 @dataclass(frozen=True, eq=False)
-class CriticalBatchPosterior:
+class CriticalBatchPosterior(FromSampler):
     """Per-group posterior draws ``(draw, group)`` of S_min, E_min, B_noise (McCandlish's B_crit) and
     Zhang's CBS; ``sweep`` the data; ``sampler`` the NUTS :class:`~bayes_scaling.draws.Draws`."""
+
+    ANALYSIS = "critical batch size"
 
     sweep: BatchSweep
     S_min: np.ndarray
@@ -193,16 +194,6 @@ class CriticalBatchPosterior:
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def health(self) -> Health:
-        """Sampler health (:class:`~bayes_scaling.diagnostics.Health`)."""
-        return self.sampler.health()
-
-    def diagnostics(self) -> dict[str, Any]:
-        return self.sampler.diagnostics()
-
-    def to_arviz(self):
-        """arviz InferenceData of the sampled model (:meth:`~bayes_scaling.draws.Draws.to_arviz`)."""
-        return self.sampler.to_arviz(kind="critical batch size")
 
     @property
     def warnings(self) -> tuple[str, ...]:

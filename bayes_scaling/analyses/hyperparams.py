@@ -34,8 +34,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from ..diagnostics import Health
-from ..draws import Draws, quantiles, sample_model
+from ..draws import Draws, FromSampler, quantiles, sample_model
 from ..posterior import DEFAULT_PROB
 
 __all__ = ["PowerLawPosterior", "fit_power_law", "hyperparam_law", "sweep_optima"]
@@ -56,9 +55,11 @@ def power_law_model(X, logy, logy_sd, mask, center):
 
 
 @dataclass(frozen=True, eq=False)
-class PowerLawPosterior:
+class PowerLawPosterior(FromSampler):
     """Posterior of ``y = k prod_i x_i^(p_i)``: ``k`` and ``exponents[name]`` are flat draws; ``tau`` the
     scatter draws; ``sampler`` the :class:`~bayes_scaling.draws.Draws` with its diagnostics."""
+
+    ANALYSIS = "power law"
 
     inputs: tuple[str, ...]
     k: np.ndarray
@@ -97,16 +98,6 @@ class PowerLawPosterior:
         rows["tau"] = quantiles(self.tau, prob)
         return pd.DataFrame.from_dict(rows, orient="index")
 
-    def health(self) -> Health:
-        """Sampler health (:class:`~bayes_scaling.diagnostics.Health`)."""
-        return self.sampler.health()
-
-    def diagnostics(self) -> dict[str, Any]:
-        return self.sampler.diagnostics()
-
-    def to_arviz(self):
-        """arviz InferenceData of the sampled model (:meth:`~bayes_scaling.draws.Draws.to_arviz`)."""
-        return self.sampler.to_arviz(kind="power law", observed=self.observed)
 
     @property
     def warnings(self) -> tuple[str, ...]:

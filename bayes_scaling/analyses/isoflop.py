@@ -44,7 +44,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -52,8 +51,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from ..defaults import tokens_of
-from ..diagnostics import Health
-from ..draws import Draws, quantiles, sample_model, sample_models
+from ..draws import Draws, FromSampler, quantiles, sample_model, sample_models
 from ..noise import student_t_logpdf
 from ..posterior import DEFAULT_PROB
 
@@ -260,10 +258,12 @@ def _args_and_start(d: IsoflopData, real: int, scatter: bool):
 
 
 @dataclass(frozen=True, eq=False)
-class IsoflopPosterior:
+class IsoflopPosterior(FromSampler):
     """Posterior of one configuration's IsoFLOP analysis: flat draws of ``a``, ``b``, the law's intercept
     ``m`` at log C = ``c``, scatter ``tau``; ``vertex`` ``(draw, budget)`` = log N_opt(C_k); ``data``; the
     NUTS ``sampler``; ``warnings`` (unbracketed or off-centre budgets)."""
+
+    ANALYSIS = "isoflop"
 
     data: IsoflopData
     a: np.ndarray
@@ -318,16 +318,6 @@ class IsoflopPosterior:
                          "D_opt": qd["median"], "D_opt_lo": qd["lo"], "D_opt_hi": qd["hi"]})
         return pd.DataFrame(rows)
 
-    def health(self) -> Health:
-        """Sampler health (:class:`~bayes_scaling.diagnostics.Health`)."""
-        return self.sampler.health()
-
-    def diagnostics(self) -> dict[str, Any]:
-        return self.sampler.diagnostics()
-
-    def to_arviz(self):
-        """arviz InferenceData of the IsoFLOP model (parabola vertices, heights, curvatures; the law's a, m, tau)."""
-        return self.sampler.to_arviz(kind="isoflop")
 
 
 def _posterior(d: IsoflopData, s: Draws, real: int, c: float) -> IsoflopPosterior:

@@ -311,3 +311,13 @@ def place_label(ax, x, m, lo, hi, texts, *, prefer: str = "above") -> list:
         ax.add_artist(ann)
         out.append(ann)
     return out
+
+
+def mark_budgets(ax, source, fn, budgets, prob, single: bool, texts, *, prefer: str) -> None:
+    """The target budgets as black markers with ``prob`` intervals of ``fn`` over every draw (the forecast table's
+    numbers), labelled with ``texts(medians)`` where the labels cover no drawn point."""
+    _, every, _ = law_and_draws(source, max_draws=None)
+    bm, [(blo, bhi)] = band_quantiles(draws_of(fn, every, budgets), [prob])
+    ax.errorbar(budgets, bm, yerr=[bm - blo, bhi - bm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
+                label="target budgets" if single else f"target budgets, {pct_text(prob)}")
+    place_label(ax, budgets, bm, blo, bhi, texts(bm), prefer=prefer)

@@ -23,12 +23,12 @@ from .common import (
     draws_of,
     flops_label,
     law_and_draws,
+    mark_budgets,
     mark_largest_run,
     median_line,
     new_ax,
     observed_runs,
     pct_text,
-    place_label,
     plain_log_ticks,
     sci_text,
     thin_index,
@@ -153,12 +153,7 @@ def plot_loss_frontier(source, budgets=None, *, runs=None, prob: float = DEFAULT
                    label=f"runs ({len(Cr)})")
     mark_largest_run(ax, Cr)
     if len(b):
-        _, every, _ = law_and_draws(source, max_draws=None)  # every draw at the budgets: the forecast table's numbers
-        bv = draws_of(fn, every, b)
-        bm, [(blo, bhi)] = band_quantiles(bv, [prob])
-        ax.errorbar(b, bm, yerr=[bm - blo, bhi - bm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
-                    label="target budgets" if single else f"target budgets, {pct_text(prob)}")
-        place_label(ax, b, bm, blo, bhi, [f"{m:.3f}" for m in bm], prefer="below")
+        mark_budgets(ax, source, fn, b, prob, single, lambda bm: [f"{m:.3f}" for m in bm], prefer="below")
     ax.set(xscale="log", xlabel=flops_label(), ylabel="loss at the optimum L* (nats/token)",
            title=f"{law.name}: compute-optimal loss")
     ylo = np.nanmin(lo) * 0.97
@@ -217,12 +212,7 @@ def plot_allocation(source, budgets=None, *, quantity: str = "N_opt", prob: floa
         ax.axvspan(Cr.min(), Cr.max(), color="0.9", zorder=0, label="compute of the runs")
     mark_largest_run(ax, Cr)
     if len(b):
-        _, every, _ = law_and_draws(source, max_draws=None)  # every draw at the budgets: the forecast table's numbers
-        bv = draws_of(fn, every, b)
-        bm, [(blo, bhi)] = band_quantiles(bv, [prob])
-        ax.errorbar(b, bm, yerr=[bm - blo, bhi - bm], fmt="o", color="k", ms=4, capsize=4, zorder=4,
-                    label="target budgets" if single else f"target budgets, {pct_text(prob)}")
-        place_label(ax, b, bm, blo, bhi, [sci_text(m, 3) for m in bm], prefer="above")
+        mark_budgets(ax, source, fn, b, prob, single, lambda bm: [sci_text(m, 3) for m in bm], prefer="above")
     ax.set(xscale="log", yscale="log", xlabel=flops_label(), ylabel=quantity, title=f"{law.name}: {label}")
     ax.legend(fontsize="small", loc="upper left")
     return ax
