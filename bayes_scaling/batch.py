@@ -23,10 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import checks, compile_cache
+from . import checks, compile_cache, varpro
 from .data import Runs, as_runs
 from .fitting import (
     STRATEGIES,
+    VARPRO_POLISH,
     PointFit,
     best_fit,
     fit_kind,
@@ -37,6 +38,8 @@ from .fitting import (
     on_accelerator,
     screen_impl,
     start_array,
+    use_varpro,
+    varpro_impl,
     with_checks,
 )
 from .laws import get_law
@@ -160,6 +163,33 @@ def _batch_sharded(theta0s, X, logy, mask, hyper, *, devices: int | None = None,
     return trim(_SHARDED[key](theta0s, X, logy, mask, hyper), F)
 
 
+def _varpro_batch_impl(nl_grid, X, logy, mask, hyper, *, law, kind, prior, num_polish, max_steps, chunk, family_chunk):
+    one = lambda a: varpro_impl(nl_grid, a[0], a[1], a[2], hyper, law=law, kind=kind, prior=prior, num_polish=num_polish,
+                                max_steps=max_steps, chunk=chunk)
+    if family_chunk >= logy.shape[0]:
+        return jax.vmap(lambda x, y, m: one((x, y, m)))(X, logy, mask)
+    return jax.lax.map(one, (X, logy, mask), batch_size=family_chunk if family_chunk > 1 else None)
+
+
+_varpro_batch = jax.jit(_varpro_batch_impl, static_argnames=("law", "kind", "prior", "num_polish", "max_steps", "chunk",
+                                                             "family_chunk"))
+
+
+def _varpro_sharded(nl_grid, X, logy, mask, hyper, *, devices: int | None = None, **static):
+    """The variable-projection fit of every family (:func:`~bayes_scaling.fitting.varpro_impl` over the family axis),
+    sharded over ``devices`` as :func:`_batch_sharded` does."""
+    F = logy.shape[0]
+    n_dev = device_count(F, devices)
+    if n_dev <= 1:
+        return _varpro_batch(nl_grid, X, logy, mask, hyper, **static)
+    (X, logy, mask), _ = pad_to_multiple((X, logy, mask), n_dev)
+    key = ("varpro", n_dev, tuple(sorted(static.items())))
+    if key not in _SHARDED:
+        local = lambda g, x, y, m, h: _varpro_batch_impl(g, x, y, m, h, **dict(static, family_chunk=1 if static["family_chunk"] < F else y.shape[0]))
+        _SHARDED[key] = sharded(local, n_dev, "family", (False, True, True, True, False))
+    return trim(_SHARDED[key](nl_grid, X, logy, mask, hyper), F)
+
+
 def _default_family_chunk(num: int) -> int:
     return num if on_accelerator() else 1
 
@@ -221,9 +251,7 @@ def fit_point_batch(
     batch, skipped = _as_batch(runs, law, fkind)
     if dtype is None:
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    X = {k: jnp.asarray(batch.inputs[k], dtype) for k in law.inputs}
-    logy = jnp.asarray(np.log(batch.loss), dtype)
-    mask = jnp.asarray(batch.mask, dtype)
+    X, logy, mask = _arrays(batch, law, dtype)
     theta0s = start_array(law, starts, num_noise)
     hyper = hyper_params(dtype, delta=delta, nu=nu, gtol=gtol, ftol=ftol)
     F = batch.num_families
@@ -246,13 +274,31 @@ def fit_point_batch(
 
     screened = num_polish is not None and num_starts > num_polish
     grid_note = f"screened {num_starts} starts by objective; L-BFGS from the best {num_polish}" if screened else None
-    if protocol == "grid" or F <= num_pilots:
+    if protocol == "grid" and use_varpro(law, strategy, starts, kind, num_polish, dtype):
+        out, notes_for, check, num_starts = _varpro_fits(law, X, logy, mask, hyper, dtype, devices, fc, static)
+    elif protocol == "grid" or F <= num_pilots:
         out, notes_for, check = grid(np.arange(F)), (lambda i: grid_note), None
     else:
         out, notes_for, check = _warm(grid, X, logy, mask, hyper, F, dtype, num_pilots, num_warm, verify, seed, devices,
                                       chunk, fc, static, grid_note)
     fits = _family_fits(law, batch, out, notes_for, kind, prior, delta, nu, num_starts, (X, logy, mask))
     return BatchFit(fits=fits, skipped=skipped, check=check)
+
+
+def _arrays(batch, law, dtype):
+    """The batch's inputs, log losses and mask as arrays of ``dtype``, each with a leading family axis."""
+    X = {k: jnp.asarray(batch.inputs[k], dtype) for k in law.inputs}
+    return X, jnp.asarray(np.log(batch.loss), dtype), jnp.asarray(batch.mask, dtype)
+
+
+def _varpro_fits(law, X, logy, mask, hyper, dtype, devices, fc, static):
+    """Every family by variable projection (as ``fit_point`` does it alone): ``(out, notes_for, check, num_starts)``."""
+    nl_grid = varpro.nonlinear_grid(law)
+    n_pol = min(VARPRO_POLISH, len(nl_grid))
+    out = _varpro_sharded(jnp.asarray(nl_grid, dtype), X, logy, mask, hyper, devices=devices, num_polish=n_pol, chunk=1,
+                          family_chunk=fc, **static)
+    note = varpro.describe(law, len(nl_grid), n_pol)
+    return [np.asarray(a) for a in out], (lambda i: note), None, len(nl_grid)
 
 
 def _family_fits(law, batch, out, notes_for, kind, prior, delta, nu, num_starts, data) -> dict[str, PointFit]:
@@ -275,9 +321,9 @@ def _check_batch_options(law, kind, prior, strategy, protocol, num_pilots, num_w
     objective_function(law, kind, prior=prior)
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-    if strategy == "varpro":
-        raise ValueError("strategy 'varpro': family fits screen the law's start grid for all families in one program; "
-                         "use strategy 'auto' or 'grid' (fit_point fits one family by variable projection)")
+    if strategy == "varpro" and protocol == "warm":
+        raise ValueError("strategy 'varpro' with protocol 'warm': the warm protocol starts families from pilot fits; "
+                         "use protocol 'grid' for variable projection in every family")
     if protocol not in ("grid", "warm"):
         raise ValueError(f"protocol must be 'grid' or 'warm', not {protocol!r}")
     num_starts = len(start_array(law, starts, 0 if kind == "huber" else 1))

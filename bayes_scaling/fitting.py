@@ -148,7 +148,7 @@ def multistart_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, max_step
     return solve_starts(fun, theta0s, X, logy, mask, hyper, max_steps, chunk, newton_first)
 
 
-def _varpro_impl(nl_grid, X, logy, mask, hyper, *, law, kind, prior, num_polish, max_steps, chunk):
+def varpro_impl(nl_grid, X, logy, mask, hyper, *, law, kind, prior, num_polish, max_steps, chunk):
     """The variable-projection strategy in one program: the closed-form grid (:mod:`bayes_scaling.varpro`),
     then L-BFGS from its ``num_polish`` best points on the exact objective."""
     _TRACES["count"] += 1
@@ -158,7 +158,7 @@ def _varpro_impl(nl_grid, X, logy, mask, hyper, *, law, kind, prior, num_polish,
     return solve_starts(fun, thetas[best], X, logy, mask, hyper, max_steps, chunk)
 
 
-_varpro = jax.jit(_varpro_impl, static_argnames=("law", "kind", "prior", "num_polish", "max_steps", "chunk"))
+_varpro = jax.jit(varpro_impl, static_argnames=("law", "kind", "prior", "num_polish", "max_steps", "chunk"))
 
 
 _multistart = jax.jit(multistart_impl, static_argnames=("law", "kind", "prior", "max_steps", "chunk", "newton_first"))
@@ -285,14 +285,14 @@ def fit_point(
     mask = jnp.asarray(np.ones(logy.shape), dtype)
     hyper = hyper_params(dtype, delta=delta, nu=nu, gtol=gtol, ftol=ftol)
     notes = list(runs.notes)
-    if _use_varpro(law, strategy, starts, kind, num_polish, dtype):
+    if use_varpro(law, strategy, starts, kind, num_polish, dtype):
         grid = varpro.nonlinear_grid(law)
         num_starts, n_pol = len(grid), min(VARPRO_POLISH, len(grid))
         kwargs = dict(law=law, kind=kind, prior=prior, num_polish=n_pol, max_steps=int(max_steps),
                       chunk=int(min(chunk or _default_chunk(n_pol), n_pol)))
         with jax.disable_jit(not jit):
             out = (compile_cache.run("varpro", "", _varpro, jnp.asarray(grid, dtype), X, logy, mask, hyper, **kwargs) if jit
-                   else _varpro_impl(jnp.asarray(grid, dtype), X, logy, mask, hyper, **kwargs))
+                   else varpro_impl(jnp.asarray(grid, dtype), X, logy, mask, hyper, **kwargs))
         start_strategy = varpro.describe(law, num_starts, n_pol)
         notes.append(start_strategy)
     else:
@@ -303,7 +303,7 @@ def fit_point(
     return with_checks(fit, runs, kind_of_fit, early, explained_of(law, fit.params, X, logy, jit=jit))
 
 
-def _use_varpro(law, strategy: str, starts, kind: str, num_polish, dtype) -> bool:
+def use_varpro(law, strategy: str, starts, kind: str, num_polish, dtype) -> bool:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     if strategy == "varpro":

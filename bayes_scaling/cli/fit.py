@@ -27,11 +27,11 @@ def cmd_fit(args) -> int:
     check_json_target(args)
     if args.map and args.objective == "huber":
         raise UsageError("--map needs a likelihood: add --objective student_t or --objective gaussian")
-    if args.family and args.strategy == "varpro":
-        raise UsageError("--strategy varpro: family fits (--family) screen the law's start grid for all families at once; "
-                         "drop --strategy or --family")
     law, runs, inputs = load_law_and_runs(args)
-    if args.strategy == "varpro" and not args.family:
+    if args.strategy == "varpro" and args.family and args.protocol == "warm":
+        raise UsageError("--strategy varpro with --protocol warm: the warm protocol starts families from pilot fits; "
+                         "use --protocol grid for variable projection in every family")
+    if args.strategy == "varpro":
         from ..varpro import supports
 
         if not supports(law):
@@ -179,6 +179,7 @@ def _family_records_fit(law, args, inputs):
 
     def work(sub):
         out = fit_point_batch(law, sub, objective=args.objective, prior=args.map, delta=args.delta, max_steps=args.max_steps,
+                              strategy=args.strategy,
                               protocol=args.protocol)
         if out.check and out.check["checked_worse"]:
             print(f"warning: warm protocol: {len(out.check['checked_worse'])} of {len(out.check['checked'])} checked families "
