@@ -30,11 +30,12 @@ from .fitting import (
     VARPRO_POLISH,
     PointFit,
     best_fit,
+    check_objective,
     fit_kind,
     fit_point,
+    fit_shape,
     hyper_params,
     multistart_impl,
-    objective_function,
     on_accelerator,
     screen_impl,
     start_array,
@@ -43,9 +44,10 @@ from .fitting import (
     with_checks,
 )
 from .laws import get_law
+from .model import NOISE_SCALE
 from .shard import device_count, pad_to_multiple, sharded, trim
 
-__all__ = ["RunBatch", "make_batch", "BatchFit", "fit_point_batch", "bootstrap_point", "too_small_families"]
+__all__ = ["RunBatch", "make_batch", "single_batch", "BatchFit", "fit_point_batch", "bootstrap_point", "too_small_families"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,6 +108,15 @@ def make_batch(runs: Runs | Any, names=("N", "D", "C", "U", "batch_size", "steps
         loss[i, :k] = r.loss
         mask[i, :k] = 1.0
     return RunBatch(families=tuple(fams), inputs=inputs, loss=loss, mask=mask, runs=tuple(parts), source=runs.source)
+
+
+def single_batch(runs: Runs | Any, names=("N", "D", "C", "U", "batch_size", "steps")) -> RunBatch:
+    """One table as a batch of one family (named by its source), unpadded: a single fit or posterior is the batch
+    computation with one family."""
+    runs = as_runs(runs)
+    present = [n for n in names if getattr(runs, n, None) is not None]
+    return RunBatch(families=(runs.source or "runs",), inputs={n: np.asarray(getattr(runs, n), float)[None] for n in present},
+                    loss=np.asarray(runs.loss, float)[None], mask=np.ones((1, len(runs))), runs=(runs,), source=runs.source)
 
 
 @dataclass(frozen=True)
@@ -207,16 +218,15 @@ def fit_point_batch(
     law,
     runs: Runs | RunBatch | Any,
     *,
-    objective: str = "huber",
+    objective: str = "huber_loss",
     prior: bool = False,
     delta: float = 1e-3,
-    nu: float = 4.0,
+    nu: float | None = None, k: float | None = None, noise_scale: float = NOISE_SCALE, priors: Any = None,
     starts: Any = None,
     strategy: str = "auto",
     num_polish: int | None = 32,
     max_steps: int = 1000,
-    gtol: float | None = None,
-    ftol: float | None = None,
+    gtol: float | None = None, ftol: float | None = None,
     chunk: int = 1,
     family_chunk: int | None = None,
     devices: int | None = None,
@@ -243,17 +253,18 @@ def fit_point_batch(
                 refitted with the grid protocol and compared (``BatchFit.check``; a warning names any that
                 the grid improved, and their grid fits are kept). Tens of times faster on CPU.
     """
-    law = get_law(law)
+    law = get_law(law).with_priors(priors)
     kind = objective
     _check_batch_options(law, kind, prior, strategy, protocol, num_pilots, num_warm, verify, num_polish, starts)
-    num_noise = 0 if kind == "huber" else 1
+    shape = fit_shape(kind, nu, k)
+    num_noise = 0 if kind == "huber_loss" else 1
     fkind = fit_kind(kind, prior)
     batch, skipped = _as_batch(runs, law, fkind)
     if dtype is None:
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     X, logy, mask = _arrays(batch, law, dtype)
     theta0s = start_array(law, starts, num_noise)
-    hyper = hyper_params(dtype, delta=delta, nu=nu, gtol=gtol, ftol=ftol)
+    hyper = hyper_params(dtype, delta=delta, shape=shape, noise_scale=noise_scale, gtol=gtol, ftol=ftol)
     F = batch.num_families
     num_starts = len(theta0s)
     static = dict(law=law, kind=kind, prior=prior, max_steps=int(max_steps))
@@ -281,7 +292,7 @@ def fit_point_batch(
     else:
         out, notes_for, check = _warm(grid, X, logy, mask, hyper, F, dtype, num_pilots, num_warm, verify, seed, devices,
                                       chunk, fc, static, grid_note)
-    fits = _family_fits(law, batch, out, notes_for, kind, prior, delta, nu, num_starts, (X, logy, mask))
+    fits = _family_fits(law, batch, out, notes_for, kind, prior, delta, shape, num_starts, (X, logy, mask))
     return BatchFit(fits=fits, skipped=skipped, check=check)
 
 
@@ -301,13 +312,13 @@ def _varpro_fits(law, X, logy, mask, hyper, dtype, devices, fc, static):
     return [np.asarray(a) for a in out], (lambda i: note), None, len(nl_grid)
 
 
-def _family_fits(law, batch, out, notes_for, kind, prior, delta, nu, num_starts, data) -> dict[str, PointFit]:
+def _family_fits(law, batch, out, notes_for, kind, prior, delta, shape, num_starts, data) -> dict[str, PointFit]:
     """Each family's best start as its :class:`PointFit`, with its notes and the single fit's warnings."""
     fits, F, fkind = {}, batch.num_families, fit_kind(kind, prior)
     for i, fam in enumerate(batch.families):
         r, note = batch.runs[i], notes_for(i)
         notes = tuple(r.notes) + ((note,) if note else ()) + (f"family {fam!r} of a batch of {F}",)
-        fits[str(fam)] = best_fit(law, r, kind, prior, delta, nu, tuple(a[i] for a in out), num_starts, notes)
+        fits[str(fam)] = best_fit(law, r, kind, prior, delta, shape, tuple(a[i] for a in out), num_starts, notes)
     explained = _explained_batch(law, fits, batch, *data)
     for i, fam in enumerate(batch.families):
         r = batch.runs[i]
@@ -318,7 +329,7 @@ def _family_fits(law, batch, out, notes_for, kind, prior, delta, nu, num_starts,
 
 def _check_batch_options(law, kind, prior, strategy, protocol, num_pilots, num_warm, verify, num_polish, starts) -> None:
     """Every option of :func:`fit_point_batch` checked before work, each refusal in words."""
-    objective_function(law, kind, prior=prior)
+    check_objective(kind, prior)
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     if strategy == "varpro" and protocol == "warm":
@@ -326,7 +337,7 @@ def _check_batch_options(law, kind, prior, strategy, protocol, num_pilots, num_w
                          "use protocol 'grid' for variable projection in every family")
     if protocol not in ("grid", "warm"):
         raise ValueError(f"protocol must be 'grid' or 'warm', not {protocol!r}")
-    num_starts = len(start_array(law, starts, 0 if kind == "huber" else 1))
+    num_starts = len(start_array(law, starts, 0 if kind == "huber_loss" else 1))
     if protocol == "warm" and not (num_pilots >= 1 and 1 <= num_warm <= min(num_polish or num_starts, num_starts) and verify >= 0):
         raise ValueError(f"warm protocol: need num_pilots >= 1, 1 <= num_warm <= num_polish and verify >= 0 "
                          f"(got num_pilots={num_pilots}, num_warm={num_warm}, verify={verify})")
@@ -427,7 +438,7 @@ def _warm(grid, X, logy, mask, hyper, F, dtype, num_pilots, num_warm, verify, se
 
 
 def bootstrap_point(law, runs: Runs | Any, *, num_resamples: int = 1000, seed: int = 0, start=None,
-                    objective: str = "huber", max_steps: int = 2000, family_chunk: int | None = None,
+                    objective: str = "huber_loss", max_steps: int = 2000, family_chunk: int | None = None,
                     devices: int | None = None, dtype=None) -> dict[str, np.ndarray]:
     """Bootstrap of runs as one batch: ``num_resamples`` resamples (with replacement) of the runs, each
     fitted from ``start`` (default: the full-data optimum, as Epoch did) in one vmapped call.

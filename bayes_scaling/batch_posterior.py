@@ -11,15 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from . import checks, progress
-from .batch import fit_point_batch, make_batch, too_small_families
+from .batch import make_batch, too_small_families
+from .checks import check_sampler_size, runs_sha256
 from .data import as_runs
 from .diagnostics import Health
-from .fitting import on_accelerator
-from .keys import as_key
+from .keys import as_key, seed_record
 from .laws import get_law
 from .model import NOISE_SCALE
 
@@ -111,19 +110,19 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: floa
 
     from .model import make_model, noise_inputs
     from .posterior import assemble
-    from .sampling import check_sampler_size, posterior_settings, run_families, runs_sha256
+    from .sampling import posterior_settings, resolve_chain_method, sample_families
 
     law = get_law(law)
     runs = as_runs(runs)
     runs.inputs(law.inputs)
     if runs.family is None:
         raise ValueError(f"{runs.source}: no family column; load the table with family='COLUMN'")
-    if chain_method == "auto":
-        chain_method = "vectorized" if on_accelerator() else "sequential"
-    if chain_method not in ("sequential", "vectorized"):
+    try:
+        chain_method = resolve_chain_method(chain_method, allowed=("sequential", "vectorized"))
+    except ValueError:
         raise ValueError(f"chain_method {chain_method!r}: a family batch runs each family's chains 'sequential' or "
                          "'vectorized' ('auto' picks); 'parallel' (a chain per device) does not apply, the families are "
-                         "what is spread over the devices")
+                         "what is spread over the devices") from None
     key = as_key(seed)  # a seed that is neither an int nor a key is refused before any work
     vary, names = noise_inputs(law, runs, noise_varies_with_compute)
     check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) + 3 + max((n for _, n in runs.family_sizes()), default=0))
@@ -131,55 +130,26 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: floa
     batch = make_batch(runs, names=names, min_runs=checks.min_runs(law, "posterior"))
     model = make_model(law, likelihood=likelihood, nu=nu, k=k, priors=priors, noise_scale=noise_scale,
                        noise_varies_with_compute=vary)
-    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     t0 = time.perf_counter()
-    # the MAP points only start the chains (each is polished to its family's mode before sampling), so many
-    # families share the warm protocol's pilot optima instead of each screening the whole start grid
-    fits = fit_point_batch(law, batch, objective="gaussian" if likelihood == "gaussian" else "student_t", prior=True,
-                           nu=model.shape if likelihood == "student_t" else 4.0, protocol="warm", num_pilots=4, verify=0)
-    F = batch.num_families
-    keys, z0s, args, centers, laplace = _family_starts(model, law, batch, fits, key, num_chains, init_scale, noise_scale, dtype)
-    settings = dict(dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth),
-                    num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
-                    chain_method=chain_method, regularize=bool(regularize_mass_matrix))
-    samples, stats = run_families(model, keys, z0s, args, family_chunk=family_chunk, devices=devices, **settings)
+    family_keys = np.stack([np.asarray(jax.random.fold_in(key, i)) for i in range(batch.num_families)])
+    fits, samples, stats, centers, laplace = sample_families(
+        model, batch, family_keys, num_chains=num_chains, init_scale=init_scale, chain_method=chain_method, devices=devices,
+        family_chunk=family_chunk, dense_mass=dense_mass, target_accept=target_accept, max_tree_depth=max_tree_depth,
+        num_warmup=num_warmup, num_samples=num_samples, regularize=regularize_mass_matrix)
     seconds = time.perf_counter() - t0
+    F = batch.num_families
     posteriors = {}
     for i, fam in enumerate(batch.families):
         k, r = int(batch.counts[i]), batch.runs[i]
         record = posterior_settings(
-            law, model, priors=priors, noise_scale=noise_scale, seed=seed, center=centers[i], seconds=seconds / F,
+            law, model, priors=priors, noise_scale=noise_scale, seed=family_keys[i], center=centers[i], seconds=seconds / F,
             init_ok=laplace[i], data_sha256=runs_sha256(r, names),
             data_warnings=checks.check_run_count(len(r), law, "posterior", r.source) + checks.data_warnings(r, law, kind="posterior"),
             sampler=dict(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains, chain_method=chain_method,
                          dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth)),
-            family=str(fam), batch_of=F)
+            family=str(fam), batch_of=F, batch_seed=seed_record(seed))
         observed = {n: np.asarray(batch.inputs[n][i, :k]) for n in batch.inputs} | {"loss": np.asarray(r.loss)}
         posteriors[str(fam)] = assemble(law, {n: v[i] for n, v in samples.items()}, {n: v[i] for n, v in stats.items()},
                                         observed=observed, settings=record, point_fit=fits.fits[str(fam)].to_dict(),
                                         source=r.source, num_runs=k)
     return BatchPosterior(posteriors=posteriors, skipped=skipped, seconds=seconds)
-
-
-def _family_starts(model, law, batch, fits, key, num_chains, init_scale, noise_scale, dtype):
-    """Each family's chain keys and starts (Laplace draws about its MAP point, ``key`` folded with its index), and the
-    stacked arguments of the model: ``(keys, z0s, args, centres, laplace_ok)`` with a leading family axis."""
-    from .model import centre_of, sampling_values, start_sigma
-    from .sampling import laplace_inits
-
-    inits, centers, laplace, keys = [], [], [], []
-    for i, fam in enumerate(batch.families):
-        X_i = {k: jnp.asarray(v[i], dtype) for k, v in batch.inputs.items()}
-        c_i = centre_of(law, {k: np.asarray(v) for k, v in X_i.items()}, batch.mask[i])
-        fit = fits.fits[str(fam)]
-        values = sampling_values(model, fit.params, start_sigma(fit.noise["sigma"], noise_scale), c_i)
-        args_i = (X_i, jnp.asarray(np.log(batch.loss[i]), dtype), jnp.asarray(batch.mask[i], dtype), c_i)
-        z0, ok, chain_keys = laplace_inits(jax.random.fold_in(key, i), model, args_i, values, num_chains, init_scale)
-        inits.append(z0)
-        keys.append(chain_keys)
-        centers.append(c_i)
-        laplace.append(ok)
-    z0s = jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(x) for x in a]), *inits)
-    args = ({k: jnp.asarray(v, dtype) for k, v in batch.inputs.items()}, jnp.asarray(np.log(batch.loss), dtype),
-            jnp.asarray(batch.mask, dtype), {k: jnp.asarray([c[k] for c in centers], dtype) for k in centers[0]})
-    return np.stack(keys), z0s, args, centers, laplace

@@ -17,6 +17,7 @@ with a warning when runs <= the law's parameters (the priors then decide part of
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +26,8 @@ from numpyro.distributions import constraints
 
 from .defaults import FAR_EXTRAPOLATION
 
-__all__ = ["min_runs", "check_run_count", "data_warnings", "fit_warnings", "extrapolation_warnings",
+__all__ = ["check_sampler_size", "runs_sha256", "available_memory", "min_runs", "check_run_count",
+           "data_warnings", "fit_warnings", "extrapolation_warnings",
            "explained_share", "FAR_EXTRAPOLATION", "PERPLEXITY_LIKE"]
 
 #: losses all above this look like perplexities rather than nats per token
@@ -163,3 +165,46 @@ def extrapolation_warnings(budgets: Sequence[float], max_compute: float | None) 
             out.append(f"budget {C:.3g} FLOPs is {f:,.0f}x the largest run ({max_compute:.3g}): a forecast this far rests on "
                        "the law's form holding over that range; treat its interval as a lower bound on the uncertainty")
     return out
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux: MemAvailable), or ``None`` where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_sampler_size(num_chains, num_warmup, num_samples, values_per_draw: int) -> None:
+    """Refuse, before any work, chain counts below 1 and draws that would not fit in memory: each draw keeps
+    ``values_per_draw`` numbers (parameters, noise, and the mean log loss of every run) plus 6 sample stats, in
+    float64, held about three times over (device, host, the saved record)."""
+    for name, v, least in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 1), ("num_samples", num_samples, 4)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
+            raise ValueError(f"{name} must be a whole number >= {least}" + (" (R-hat and ESS need 4 draws)" if least == 4 else "")
+                             + f", not {v!r}")
+    need = 3 * 8 * int(num_chains) * int(num_samples) * (int(values_per_draw) + 6)
+    avail = available_memory()
+    if avail is not None and need > 0.5 * avail:
+        raise ValueError(f"num_samples={num_samples} x num_chains={num_chains} would hold ~{need / 2**30:.1f} GB of draws "
+                         f"({values_per_draw + 6} numbers each), more than half the {avail / 2**30:.1f} GB available; "
+                         "draw fewer (a few thousand draws are plenty for 90% intervals)")
+
+
+def runs_sha256(runs, names) -> str:
+    """SHA-256 of the data a posterior is sampled on: the float64 bytes of the loss and of each input column used
+    (in ``names`` order). Another table with the same number of rows has another hash."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("loss",) + tuple(names):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(np.asarray(runs.column(name), np.float64)).tobytes())
+    return h.hexdigest()

@@ -2,12 +2,14 @@
 
 Objectives (all on log-loss residuals r_i = log L_i - log L_hat_i, parameters in fit space):
 
-* ``"huber"``: sum_i Huber_delta(r_i), delta = 1e-3: the Chinchilla protocol as repaired by Epoch AI
-  (Besiroglu et al. 2024). A **sum**, not a mean: the mean makes optimizers stop early.
-* ``"student_t"`` / ``"gaussian"``: maximum likelihood with noise scale sigma (fitted in log space,
-  reported) and, for Student-t, fixed degrees of freedom ``nu`` (default 4).
-* ``prior=True`` with a likelihood: MAP, adding the laws' documented priors (density of the parameters as
-  the user knows them, no Jacobian) and sigma ~ HalfNormal(0.5).
+* ``"huber_loss"`` (the protocol, not a likelihood): sum_i Huber_delta(r_i), delta = 1e-3: the Chinchilla
+  protocol as repaired by Epoch AI (Besiroglu et al. 2024). A **sum**, not a mean: the mean makes optimizers stop
+  early.
+* a likelihood (``"student_t"``, ``"gaussian"``, ``"huber_density"``: :data:`~bayes_scaling.noise.NOISE`): maximum
+  likelihood with noise scale sigma (fitted in log space, reported) and the likelihood's shape (``nu``, ``k``).
+* ``prior=True`` with a likelihood: MAP, the model's own log joint density (:func:`~bayes_scaling.model.log_joint`:
+  the law's priors, or ``priors``, and sigma ~ HalfNormal(noise_scale)) maximised over the natural parameters
+  (no Jacobian, as Stan's optimiser); the posterior samples that same density.
 
 Every start runs L-BFGS (zoom line search) until the gradient is small relative to the objective's scale,
 the objective stops decreasing, or ``max_steps``. Each start records its objective, gradient norm, steps
@@ -23,7 +25,6 @@ is reported as such.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +35,12 @@ import numpy as np
 from . import checks, compile_cache, varpro
 from .data import Runs, as_runs
 from .laws import Law, get_law
-from .noise import LIKELIHOODS, huber
+from .model import NOISE_SCALE, centred_terms, log_joint
+from .noise import NOISE, huber, shape_of, shape_settings
 from .optimize import default_tols, solve_starts
 
-__all__ = ["PointFit", "fit_point", "objective_function", "STATUS", "STRATEGIES", "VARPRO_POLISH", "trace_count"]
+__all__ = ["PointFit", "fit_point", "objective_function", "check_objective", "OBJECTIVES", "STATUS", "STRATEGIES",
+           "VARPRO_POLISH", "trace_count"]
 
 #: status codes of one L-BFGS run
 STATUS = {
@@ -51,6 +54,19 @@ _TRACES = {"count": 0}
 STRATEGIES = ("auto", "varpro", "grid")
 #: points of the variable-projection grid polished with L-BFGS
 VARPRO_POLISH = 4
+#: what a point fit minimises: the Hoffmann/Epoch robust loss, or a likelihood's negative log density
+OBJECTIVES = ("huber_loss",) + tuple(NOISE)
+
+
+def check_objective(kind: str, prior: bool = False) -> None:
+    """Refuse an objective that is not one of :data:`OBJECTIVES` (and MAP without a likelihood), in words."""
+    if kind == "huber":
+        raise ValueError("objective 'huber' is ambiguous: 'huber_loss' is the Hoffmann/Epoch robust loss (the protocol), "
+                         "'huber_density' the Huber likelihood")
+    if kind not in OBJECTIVES:
+        raise ValueError(f"unknown objective {kind!r}; use one of {', '.join(OBJECTIVES)}")
+    if kind == "huber_loss" and prior:
+        raise ValueError("prior=True (MAP) needs a likelihood: objective 'student_t', 'gaussian' or 'huber_density'")
 
 
 def trace_count() -> int:
@@ -111,33 +127,26 @@ class PointFit:
         }
 
 
-def objective_function(law: Law, kind: str = "huber", *, prior: bool = False):
+def objective_function(law: Law, kind: str = "huber_loss", *, prior: bool = False):
     """The scalar objective ``f(theta, X, logy, mask, hyper)`` minimised by :func:`fit_point`.
 
     ``theta`` is the fit-space vector (free law parameters, then log sigma for likelihoods), ``X`` a dict of
     run arrays, ``logy`` the log observed losses, ``mask`` per-run weights (1 = use, 0 = padding),
-    ``hyper`` a dict with ``delta`` (Huber) and ``nu`` (Student-t). Exposed so that tests and benchmarks
+    ``hyper`` a dict with ``delta`` (the Huber loss), ``shape`` (the likelihood's nu or k) and ``noise_scale``
+    (sigma's prior scale). The likelihood objectives are the negative of the model's one
+    :func:`~bayes_scaling.model.log_joint` (with ``prior``: priors included). Exposed so that tests and benchmarks
     can hand the identical objective to scipy.
     """
-    if kind not in ("huber",) + tuple(LIKELIHOODS):
-        raise ValueError(f"unknown objective {kind!r}; use 'huber', 'student_t' or 'gaussian'")
-    if kind == "huber" and prior:
-        raise ValueError("prior=True (MAP) needs a likelihood: objective 'student_t' or 'gaussian'")
+    check_objective(kind, prior)
     k = law.num_free
-    free = law.free_params
+    centred = tuple(t[0] for t in centred_terms(law))
 
     def f(theta, X, logy, mask, hyper):
         params = law.params_from_theta(theta[:k])
-        r = logy - law.log_loss_runs(params, X)
-        if kind == "huber":
-            return jnp.sum(mask * huber(r, hyper["delta"]))
-        sigma = jnp.exp(theta[k])
-        out = -jnp.sum(mask * LIKELIHOODS[kind](r, sigma, hyper["nu"]))
-        if prior:
-            for p in free:
-                out = out - p.prior.log_prob(params[p.name])
-            out = out - (jnp.log(2.0 / math.pi) / 2 - jnp.log(0.5) - 0.5 * (sigma / 0.5) ** 2)  # HalfNormal(0.5)
-        return out
+        if kind == "huber_loss":
+            return jnp.sum(mask * huber(logy - law.log_loss_runs(params, X), hyper["delta"]))
+        return -log_joint(law, params, jnp.exp(theta[k]), X, logy, mask, likelihood=kind, shape=hyper["shape"],
+                          noise_scale=hyper["noise_scale"], prior=prior, centred=centred)
 
     return f
 
@@ -213,12 +222,13 @@ def start_array(law: Law, starts, num_noise: int) -> np.ndarray:
     return theta0s
 
 
-def hyper_params(dtype, *, delta=1e-3, nu=4.0, gtol=None, ftol=None) -> dict:
+def hyper_params(dtype, *, delta=1e-3, shape=4.0, noise_scale=NOISE_SCALE, gtol=None, ftol=None) -> dict:
     """The objective's and stopping rule's constants as arrays of ``dtype`` (defaults per dtype)."""
     g_def, f_def = default_tols(dtype)
     return {
         "delta": jnp.asarray(delta, dtype),
-        "nu": jnp.asarray(nu, dtype),
+        "shape": jnp.asarray(shape, dtype),
+        "noise_scale": jnp.asarray(noise_scale, dtype),
         "gtol": jnp.asarray(g_def if gtol is None else gtol, dtype),
         "ftol": jnp.asarray(f_def if ftol is None else ftol, dtype),
     }
@@ -228,21 +238,25 @@ def fit_point(
     law: str | Law,
     runs: Runs | Any,
     *,
-    objective: str = "huber",
+    objective: str = "huber_loss",
     prior: bool = False,
     delta: float = 1e-3,
-    nu: float = 4.0,
+    nu: float | None = None, k: float | None = None, noise_scale: float = NOISE_SCALE, priors: Any = None,
     starts: Any = None,
     strategy: str = "auto",
     num_polish: int | None = 32,
     chunk: int | None = None,
     max_steps: int = 1000,
-    gtol: float | None = None,
-    ftol: float | None = None,
+    gtol: float | None = None, ftol: float | None = None,
     dtype=None,
     jit: bool = True,
 ) -> PointFit:
     """Fit ``law`` to ``runs`` with multistart L-BFGS and return the best start as a :class:`PointFit`.
+
+    objective:  ``"huber_loss"`` (default: the Hoffmann/Epoch protocol, with ``delta``) or a likelihood
+                (``"student_t"`` with ``nu``, ``"gaussian"``, ``"huber_density"`` with ``k``); ``prior=True`` makes a
+                likelihood fit the MAP of the posterior's own model (the law's priors, or ``priors``, and
+                sigma ~ HalfNormal(``noise_scale``)).
 
     strategy:   where L-BFGS starts from. ``"varpro"``: variable projection (:mod:`bayes_scaling.varpro`): the
                 coefficients the law is linear in (Chinchilla: E, A, B) solved in closed form on a 256-point
@@ -264,17 +278,16 @@ def fit_point(
                 tests/test_fitting.py). ``None`` runs L-BFGS from every start.
     chunk:      how many starts L-BFGS runs at once (vmapped); default 1 on CPU (starts run one after
                 another, each until it converges) and all of them on GPU/TPU.
-    dtype:      float64 if x64 is enabled, else float32, unless given.
+    dtype:      float64 if x64 is enabled, else float32, unless given. ``jit=False`` runs un-jitted (for tests).
     gtol:       converged when max|grad| <= gtol * max(|f|, 1e-3) (scale-free); ftol: when the objective's
                 change in a step is <= ftol * max(|f|, 1e-3). Defaults depend on dtype (float64: 1e-9,
                 1e-12; float32: 1e-4, 1e-6).
-    jit:        False runs the same code un-jitted (for tests).
     """
-    law = get_law(law)
+    law = get_law(law).with_priors(priors)
     runs = as_runs(runs)
     kind = objective
-    objective_function(law, kind, prior=prior)  # validates kind / prior
-    num_noise = 0 if kind == "huber" else 1
+    shape = fit_shape(kind, nu, k)
+    num_noise = 0 if kind == "huber_loss" else 1
     runs.inputs(law.inputs)  # the table must hold every input of the law
     kind_of_fit = fit_kind(kind, prior)
     early = checks.check_run_count(len(runs), law, kind_of_fit, runs.source)
@@ -283,7 +296,7 @@ def fit_point(
     X = {k: jnp.asarray(v, dtype) for k, v in runs.inputs(law.inputs).items()}
     logy = jnp.asarray(np.log(runs.loss), dtype)
     mask = jnp.asarray(np.ones(logy.shape), dtype)
-    hyper = hyper_params(dtype, delta=delta, nu=nu, gtol=gtol, ftol=ftol)
+    hyper = hyper_params(dtype, delta=delta, shape=shape, noise_scale=noise_scale, gtol=gtol, ftol=ftol)
     notes = list(runs.notes)
     if use_varpro(law, strategy, starts, kind, num_polish, dtype):
         grid = varpro.nonlinear_grid(law)
@@ -299,8 +312,22 @@ def fit_point(
         start_strategy = ""
         out, num_starts = _grid_fit(law, kind, prior, starts, num_noise, X, logy, mask, hyper, num_polish, chunk,
                                     max_steps, jit, notes)
-    fit = dataclasses.replace(best_fit(law, runs, kind, prior, delta, nu, out, num_starts, tuple(notes)), start_strategy=start_strategy)
+    fit = dataclasses.replace(best_fit(law, runs, kind, prior, delta, shape, out, num_starts, tuple(notes)), start_strategy=start_strategy)
     return with_checks(fit, runs, kind_of_fit, early, explained_of(law, fit.params, X, logy, jit=jit))
+
+
+def fit_shape(kind: str, nu=None, k=None) -> float:
+    """The objective's shape constant: the likelihood's nu or k (:func:`~bayes_scaling.noise.shape_of`; a point fit
+    cannot learn nu), 0 for the Huber loss (which takes ``delta``); refuses unknown objectives in words."""
+    check_objective(kind)
+    if kind == "huber_loss":
+        if nu is not None or k is not None:
+            raise ValueError("the Huber loss takes delta; nu and k are likelihood shapes")
+        return 0.0
+    shape = shape_of(kind, nu, k)
+    if shape == "learn":
+        raise ValueError("a point fit takes nu as a number; 'learn' samples it (sample_posterior)")
+    return shape
 
 
 def use_varpro(law, strategy: str, starts, kind: str, num_polish, dtype) -> bool:
@@ -312,7 +339,7 @@ def use_varpro(law, strategy: str, starts, kind: str, num_polish, dtype) -> bool
         if not varpro.supports(law):
             raise ValueError(f"law {law.name!r} declares no free coefficients it is linear in (Law.linear); use strategy 'grid'")
         return True
-    return (strategy == "auto" and kind == "huber" and starts is None and num_polish is not None
+    return (strategy == "auto" and kind == "huber_loss" and starts is None and num_polish is not None
             and jnp.dtype(dtype) == jnp.float64 and varpro.supports(law))
 
 
@@ -339,7 +366,7 @@ def _grid_fit(law, kind, prior, starts, num_noise, X, logy, mask, hyper, num_pol
 
 def fit_kind(objective: str, prior: bool) -> str:
     """The kind of fit (:func:`~bayes_scaling.checks.min_runs`): least squares (Huber), likelihood or MAP."""
-    return "least_squares" if objective == "huber" else ("map" if prior else "likelihood")
+    return "least_squares" if objective == "huber_loss" else ("map" if prior else "likelihood")
 
 
 def _log_pred_impl(params, X, *, law):
@@ -367,7 +394,7 @@ def with_checks(fit: PointFit, runs, kind: str, early=(), explained: float | Non
     return dataclasses.replace(fit, warnings=tuple(dict.fromkeys(w)))
 
 
-def best_fit(law, runs, kind, prior, delta, nu, out, num_starts, notes) -> PointFit:
+def best_fit(law, runs, kind, prior, delta, shape, out, num_starts, notes) -> PointFit:
     theta, f, gnorm, steps, status = (np.asarray(a) for a in out)
     ok = np.isfinite(f) & (status != 3)
     conv = (status == 0) | (status == 1)
@@ -378,12 +405,11 @@ def best_fit(law, runs, kind, prior, delta, nu, out, num_starts, notes) -> Point
     k = law.num_free
     params = {name: float(v) for name, v in law.params_from_theta(np.asarray(theta[i, :k])).items()}
     noise = {}
-    if kind != "huber":
+    if kind != "huber_loss":
         noise["sigma"] = float(np.exp(theta[i, k]))
-        if kind == "student_t":
-            noise["nu"] = float(nu)
-    method = {"huber": f"Huber (delta={delta:g}) on log loss, summed"}.get(
-        kind, f"{'MAP' if prior else 'maximum likelihood'}, {kind} noise on log loss")
+        noise.update({name: float(v) for name, v in shape_settings(kind, shape).items()})
+    method = (f"Huber loss (delta={delta:g}) on log loss, summed" if kind == "huber_loss" else
+              f"{'MAP' if prior else 'maximum likelihood'}, {NOISE[kind].describe(shape)} noise on log loss")
     code = int(status[i])
     for p in law.free_params:
         if p.log and params[p.name] < 1e-6 * max(1.0, float(np.max(runs.loss))):

@@ -6,7 +6,9 @@ loss of one run from one parameter dict. Every consumer (point fits, derived qua
 batch fits) uses that one function, vmapped over runs, starts, draws or families.
 
 Parameters are fitted in "fit space": the log of the value for positive scale parameters (``log=True``:
-E, A, B, ...), the value itself for exponents (``log=False``), as in the Chinchilla/Epoch protocol.
+E, A, B, ...), the value itself for exponents (``log=False``), as in the Chinchilla/Epoch protocol. Fit space is
+only the optimiser's path: the constraint on a parameter is its prior's support (a scale fitted in log space must
+have a prior on the positive reals, checked when the law is made), and a value outside it has density zero.
 
 >>> import jax.numpy as jnp
 >>> law = get_law("chinchilla")
@@ -30,6 +32,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 from .defaults import FLOPS_PER_PARAM_TOKEN
+from .priors import positive_support, prior_text, prior_token
 
 __all__ = [
     "Param",
@@ -47,33 +50,12 @@ __all__ = [
 ]
 
 
-def prior_text(prior) -> str:
-    """A numpyro distribution as one readable line, e.g. ``LogNormal(loc=0.5, scale=0.5)`` (its repr is an
-    object address). Used where priors are recorded: posterior settings, reports, ``describe``.
-
-    >>> prior_text(dist.LogNormal(0.5, 0.5))
-    'LogNormal(loc=0.5, scale=0.5)'
-    """
-    args = []
-    for name in getattr(prior, "arg_constraints", {}):
-        value = getattr(prior, name, None)
-        if value is None:
-            continue
-        a = np.asarray(value)
-        args.append(f"{name}={float(a):g}" if a.size == 1 else f"{name}={np.array2string(a, precision=3)}")
-    return f"{type(prior).__name__}({', '.join(args)})"
-
-
 def _xp(x):
     """NumPy for NumPy values (no device round trip, no compile of one small op), jax.numpy for the rest."""
     return np if isinstance(x, (np.ndarray, np.generic, float, int)) else jnp
 
 
-def prior_token(prior) -> str:
-    """A prior's type and exact parameter values (for cache keys; :func:`prior_text` rounds for reading)."""
-    args = [f"{name}={np.asarray(getattr(prior, name)).tolist()!r}" for name in getattr(prior, "arg_constraints", {})
-            if getattr(prior, name, None) is not None]
-    return f"{type(prior).__module__}.{type(prior).__name__}({', '.join(args)})"
+_WITH_PRIORS: dict = {}
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,6 +118,12 @@ class Law:
     starts_override: tuple[tuple[float, ...], ...] | None = field(default=None)
     linear: tuple[str, ...] = ()
 
+    def __post_init__(self):
+        for p in self.params:
+            if p.log and not positive_support(p.prior):
+                raise ValueError(f"law {self.name!r}: {p.name} is fitted in log space (a positive scale), so its prior must "
+                                 f"be on the positive reals (the prior's support is the constraint); {prior_text(p.prior)} is not")
+
     # ---- parameter bookkeeping -------------------------------------------------------------
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -194,6 +182,29 @@ class Law:
         if unknown:
             raise ValueError(f"law {self.name!r}: no free parameter(s) {sorted(unknown)} to set starts for")
         return dataclasses.replace(self, starts_override=tuple(per))
+
+    def with_priors(self, priors: Mapping[str, Any] | None) -> Law:
+        """The same law with some free parameters' priors replaced (``{"alpha": numpyro.distributions...}``).
+        A prior's support is its parameter's constraint, so a parameter the law needs positive (a scale, fitted in
+        log space) takes only a prior on the positive reals. The same priors give the same law object (one
+        compiled program per law)."""
+        if not priors:
+            return self
+        unknown = set(priors) - set(self.free_names)
+        if unknown:
+            raise ValueError(f"priors given for {sorted(unknown)}, which are not free parameters of law {self.name!r} "
+                             f"({', '.join(self.free_names)})")
+        for name, prior in priors.items():
+            if not isinstance(prior, dist.Distribution):
+                raise ValueError(f"prior for {name!r} must be a numpyro distribution, not {type(prior).__name__}")
+            if self.param(name).log and not positive_support(prior):
+                raise ValueError(f"prior for {name!r} of law {self.name!r} must be on the positive reals (its support is "
+                                 f"the constraint, and {name} is a positive scale); {prior_text(prior)} is not")
+        key = (self, tuple(sorted((k, prior_token(v)) for k, v in priors.items())))
+        if key not in _WITH_PRIORS:
+            params = tuple(dataclasses.replace(p, prior=priors[p.name]) if p.name in priors else p for p in self.params)
+            _WITH_PRIORS[key] = dataclasses.replace(self, params=params)
+        return _WITH_PRIORS[key]
 
     def params_from_theta(self, theta) -> dict[str, Any]:
         """Fit-space vector (free parameters, in declaration order) -> natural parameter dict."""

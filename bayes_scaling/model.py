@@ -15,7 +15,11 @@
 * the likelihood of log L_obs is Student-t (``nu`` = 4 by default), Gaussian, or the normalised Huber
   density (Gaussian core within ``k`` = 1.345 sigma, Laplace tails).
 
-The mean uses the law's one ``log_loss`` (vmapped over runs): no formula is written twice.
+The mean uses the law's one ``log_loss`` (vmapped over runs): no formula is written twice. The density is written
+once, :func:`log_joint` (:func:`log_prior` + :func:`log_likelihood`): the model's sample sites carry only their
+supports (from which NumPyro takes the unconstrained coordinates NUTS moves in), and the density enters as factors;
+the point fitter's MAP is the same :func:`log_joint` maximised over the natural parameters (no Jacobian, as Stan's
+optimiser), and its maximum-likelihood fit the same without :func:`log_prior`.
 """
 
 from __future__ import annotations
@@ -30,17 +34,17 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
+from numpyro.distributions.transforms import biject_to
 
 from .defaults import compute_of
 from .keys import as_key, seed_record
-from .laws import Law, get_law, prior_token
-from .noise import DEFAULT_K, DEFAULT_NU, LIKELIHOODS, sample_unit, shape_of
+from .laws import Law, get_law
+from .noise import noise_model, sample_unit, scale_with_compute, shape_of
 
-__all__ = ["make_model", "prior_predictive", "centre_of", "sampling_values", "noise_inputs", "start_sigma", "NOISE_SCALE", "DEFAULT_SHAPE"]
+__all__ = ["make_model", "prior_predictive", "centre_of", "sampling_values", "noise_inputs", "start_sigma", "NOISE_SCALE", "log_joint",
+           "log_prior", "log_likelihood", "log_compute"]
 
 NOISE_SCALE = 0.1
-#: default shape of each likelihood: Student-t degrees of freedom, Huber threshold (in sigmas)
-DEFAULT_SHAPE = {"student_t": DEFAULT_NU, "huber": DEFAULT_K, "gaussian": 0.0}
 
 
 def centred_terms(law: Law):
@@ -87,89 +91,108 @@ def make_model(law, *, priors: Mapping[str, Any] | None = None, likelihood: str 
                **options):
     """The NumPyro model of ``law`` (see the module docstring). Returns ``model(X, logy, mask, center)``.
 
-    ``likelihood`` ("student_t", "gaussian", "huber") with its shape: ``nu`` (Student-t degrees of freedom, default
-    4; "learn" samples it) or ``k`` (the Huber density's threshold in sigmas, default 1.345); options:
-    ``noise_scale``, ``noise_varies_with_compute``. Without ``priors`` the same options give the same model
-    object, so compiled samplers are reused.
+    ``likelihood`` (a name in :data:`~bayes_scaling.noise.NOISE`: "student_t", "gaussian", "huber_density") with its
+    shape: ``nu`` (Student-t degrees of freedom, default 4; "learn" samples it) or ``k`` (the Huber density's
+    threshold in sigmas, default 1.345); options: ``noise_scale``, ``noise_varies_with_compute``. The same options
+    give the same model object, so compiled samplers are reused.
     """
-    law = get_law(law)
-    options = dict(options, likelihood=likelihood, shape=shape_of(likelihood, nu, k))
-    if priors:
-        return _make_model(law, priors=priors, **options)
-    return _make_model_cached(law, **options)
+    law = get_law(law).with_priors(priors)
+    return _make_model(law, likelihood=likelihood, shape=shape_of(likelihood, nu, k), **options)
+
+
+def log_prior(law: Law, values: Mapping[str, Any], sigma, *, noise_scale, centred=(), gamma=None, nu=None):
+    """The log prior density of the model's sample sites: each free parameter's prior at its value (a centred scale S
+    is sampled as log of its term, a unit-Jacobian shear of log S, so its density there is prior(S) * S), sigma ~
+    HalfNormal(noise_scale), gamma ~ Normal(0, 0.5) when the noise varies with compute, nu ~ Gamma(2, 0.1) when it
+    is learned. A value outside its prior's support has density 0 (log -inf): the support is the constraint."""
+    out = dist.HalfNormal(noise_scale).log_prob(sigma)
+    for p in law.free_params:
+        v = values[p.name]
+        inside = p.prior.support(v)
+        safe = jnp.where(inside, v, biject_to(p.prior.support)(jnp.zeros_like(v)))
+        lp = p.prior.log_prob(safe) + (jnp.log(safe) if p.name in centred else 0.0)
+        out = out + jnp.where(inside, lp, -jnp.inf)
+    if gamma is not None:
+        out = out + dist.Normal(0.0, 0.5).log_prob(gamma)
+    if nu is not None:
+        out = out + dist.Gamma(2.0, 0.1).log_prob(nu)
+    return out
+
+
+def log_likelihood(likelihood: str, resid, scale, shape, mask=None):
+    """log p(log L_obs | mean, noise) summed over runs (``mask`` weights runs; 0 = padding)."""
+    ll = noise_model(likelihood).logpdf(resid, scale, shape)
+    return jnp.sum(ll if mask is None else ll * mask)
+
+
+def log_joint(law: Law, values, sigma, X, logy, mask=None, *, likelihood: str, shape, noise_scale, prior: bool = True,
+              centred=(), gamma=None, log_c0=None):
+    """The model's log joint density at natural ``values`` and noise ``sigma`` (and ``gamma``: noise varying with
+    compute about ``log_c0``): :func:`log_likelihood` plus, with ``prior``, :func:`log_prior`. The point fitter's
+    MAP and maximum-likelihood objectives are its negative, and the NumPyro model samples it: one density."""
+    mu = law.log_loss_runs(values, X)
+    scale = sigma if gamma is None else scale_with_compute(sigma, gamma, log_compute(X), log_c0)
+    out = log_likelihood(likelihood, logy - mu, scale, shape, mask)
+    if prior:
+        out = out + log_prior(law, values, sigma, noise_scale=noise_scale, centred=centred, gamma=gamma)
+    return out
+
+
+def log_compute(X):
+    """log C of each run: the C column, else C = 6ND."""
+    return jnp.log(X["C"]) if "C" in X else jnp.log(compute_of(X["N"], X["D"]))
 
 
 @functools.lru_cache(maxsize=64)
-def _make_model_cached(law, **options):
-    return _make_model(law, **options)
-
-
 def _make_model(
     law,
     *,
     likelihood: str = "student_t",
-    shape: float | None = None,
-    priors: Mapping[str, Any] | None = None,
+    shape: float | str | None = None,
     noise_scale: float = NOISE_SCALE,
     noise_varies_with_compute: bool = False,
 ):
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
+    noise = noise_model(likelihood)
     learn_nu = shape == "learn"
-    shape = DEFAULT_SHAPE[likelihood] if shape in (None, "learn") else float(shape)
-    priors = dict(priors or {})
-    unknown = set(priors) - set(law.free_names)
-    if unknown:
-        raise ValueError(f"priors given for {sorted(unknown)}, which are not free parameters of law {law.name!r} ({', '.join(law.free_names)})")
-    for name, prior in priors.items():
-        if not isinstance(prior, dist.Distribution):
-            raise ValueError(f"prior for {name!r} must be a numpyro distribution, not {type(prior).__name__}")
+    shape = noise.default_shape if shape in (None, "learn") else float(shape)
     centred = {scale: (exponent, inp, sign) for scale, exponent, inp, sign in centred_terms(law)}
     fixed = law.fixed_values
-    logpdf = LIKELIHOODS[likelihood]
 
     def model(X, logy=None, mask=None, center=None):
+        # sample sites carry only supports (their unconstrained coordinates); the density is the one log_prior and
+        # log_likelihood (:func:`log_joint`), added as factors
         center = center or {}
         values: dict[str, Any] = {name: jnp.asarray(v) for name, v in fixed.items()}
         # exponents (and every non-centred parameter) first, so centred scales can be shifted by them
-        for p in law.params:
-            if p.name in fixed or p.name in centred:
-                continue
-            values[p.name] = numpyro.sample(p.name, priors.get(p.name, p.prior))
-        for p in law.params:
+        for p in law.free_params:
             if p.name not in centred:
-                continue
-            exponent, inp, sign = centred[p.name]
-            logT = numpyro.sample(f"log_{p.name}_c", dist.ImproperUniform(constraints.real, (), ()))
-            logS = logT + sign * values[exponent] * center[inp]
-            S = numpyro.deterministic(p.name, jnp.exp(logS))
-            numpyro.factor(f"{p.name}_prior", priors.get(p.name, p.prior).log_prob(S) + logS)
-            values[p.name] = S
-        sigma = numpyro.sample("sigma", dist.HalfNormal(noise_scale))
-        shp = numpyro.sample("nu", dist.Gamma(2.0, 0.1)) if learn_nu else shape
+                values[p.name] = numpyro.sample(p.name, dist.ImproperUniform(p.prior.support, (), ()))
+        for p in law.free_params:
+            if p.name in centred:
+                exponent, inp, sign = centred[p.name]
+                logT = numpyro.sample(f"log_{p.name}_c", dist.ImproperUniform(constraints.real, (), ()))
+                values[p.name] = numpyro.deterministic(p.name, jnp.exp(logT + sign * values[exponent] * center[inp]))
+        sigma = numpyro.sample("sigma", dist.ImproperUniform(constraints.positive, (), ()))
+        shp = numpyro.sample("nu", dist.ImproperUniform(constraints.positive, (), ())) if learn_nu else shape
+        gamma = numpyro.sample("gamma", dist.ImproperUniform(constraints.real, (), ())) if noise_varies_with_compute else None
+        numpyro.factor("log_prior", log_prior(law, values, sigma, noise_scale=noise_scale, centred=centred, gamma=gamma,
+                                              nu=shp if learn_nu else None))
         mu = law.log_loss_runs(values, X)
-        scale = sigma
-        if noise_varies_with_compute:
-            gamma = numpyro.sample("gamma", dist.Normal(0.0, 0.5))
-            logC = jnp.log(X["C"]) if "C" in X else jnp.log(compute_of(X["N"], X["D"]))
-            scale = sigma * jnp.exp(gamma * (logC - center["__logC__"]))
         numpyro.deterministic("log_loss_mean", mu)
         if logy is not None:
-            ll = logpdf(logy - mu, scale, shp)
-            if mask is not None:
-                ll = ll * mask
-            numpyro.factor("log_likelihood", jnp.sum(ll))
+            scale = sigma if gamma is None else scale_with_compute(sigma, gamma, log_compute(X), center["__logC__"])
+            numpyro.factor("log_likelihood", log_likelihood(likelihood, logy - mu, scale, shp, mask))
 
     model.law = law
     model.cache_token = None if law.cache_token is None else repr((
-        "loss_model", law.cache_token, likelihood, shape, learn_nu, noise_scale, bool(noise_varies_with_compute),
-        sorted((k, prior_token(v)) for k, v in priors.items())))
-    model.priors = priors
+        "loss_model", law.cache_token, likelihood, shape, learn_nu, noise_scale, bool(noise_varies_with_compute)))
+    model.priors = {p.name: p.prior for p in law.free_params}
     model.likelihood = likelihood
     model.shape = shape
     model.centred = centred
     model.noise_varies_with_compute = noise_varies_with_compute
     model.learn_nu = learn_nu
+    model.noise_scale = noise_scale
     return model
 
 
@@ -202,15 +225,14 @@ def prior_predictive(law, X: Mapping[str, Any], *, num_draws: int = 1000, seed: 
     """
     import jax
 
-    law = get_law(law)
-    priors = dict(priors or {})
+    law = get_law(law).with_priors(priors)
     key = as_key(seed)
     params = {}
     for i, p in enumerate(law.params):
         if p.name in law.fixed_values:
             params[p.name] = jnp.full((num_draws,), law.fixed_values[p.name])
         else:
-            params[p.name] = priors.get(p.name, p.prior).sample(jax.random.fold_in(key, i), (num_draws,))
+            params[p.name] = p.prior.sample(jax.random.fold_in(key, i), (num_draws,))
     X = {k: jnp.asarray(X[k]) for k in law.inputs}
     mu = jax.vmap(lambda p: law.log_loss_runs(p, X))(params)
     sigma = dist.HalfNormal(noise_scale).sample(jax.random.fold_in(key, 10_000), (num_draws, 1))

@@ -1,25 +1,38 @@
-"""Per-run terms on log-loss residuals r = log L_obs - log L_pred.
+"""Noise models on log-loss residuals r = log L_obs - log L_pred, each one type in one place.
 
-* ``huber(r, delta)``: the Chinchilla/Epoch robust loss, delta * (|r| - delta/2) beyond ``delta``,
-  r^2 / 2 inside (identical to ``scipy.special.huber``).
-* ``gaussian_logpdf(r, sigma)`` and ``student_t_logpdf(r, sigma, nu)``: log densities of the residual
-  under Gaussian or Student-t noise on log loss (Student-t is the robust default for likelihoods).
-* ``huber_logpdf(r, sigma, k)``: the normalised Huber density p(r) = exp(-huber(r/sigma, k)) / (sigma Z(k)),
-  Gaussian within k sigma and Laplace-tailed beyond, Z(k) = sqrt(2 pi) (2 Phi(k) - 1) + 2 exp(-k^2/2) / k.
+A :class:`Noise` holds a likelihood's name, its one shape parameter (``nu`` for Student-t, ``k`` for the Huber
+density, none for Gaussian), its log density ``logpdf(r, sigma, shape)``, its unit-scale draws and its words for
+reports; :data:`NOISE` lists them by name. Adding a likelihood is one :class:`Noise` here (the model, the fitter,
+forecasts and reports take it by name). The noise scale may vary with compute (:func:`scale_with_compute`).
+
+* ``gaussian``: N(0, sigma).
+* ``student_t`` (the default of likelihoods): Student-t with ``nu`` degrees of freedom (default 4).
+* ``huber_density``: the normalised Huber density p(r) = exp(-huber(r/sigma, k)) / (sigma Z(k)), Gaussian within
+  ``k`` sigma and Laplace-tailed beyond, Z(k) = sqrt(2 pi) (2 Phi(k) - 1) + 2 exp(-k^2/2) / k.
+
+Not a noise model: ``huber(r, delta)``, the Chinchilla/Epoch robust *loss* (delta * (|r| - delta/2) beyond
+``delta``, r^2 / 2 inside, identical to ``scipy.special.huber``), which the point fitter's ``"huber_loss"``
+protocol sums; it is named apart so that it cannot be mistaken for the Huber density.
 
 >>> float(huber(0.5, 1e-3)) == 1e-3 * (0.5 - 0.5e-3)
 True
+>>> NOISE["student_t"].describe(4.0)
+'Student-t (nu = 4)'
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy import stats
 
-__all__ = ["huber", "gaussian_logpdf", "student_t_logpdf", "huber_logpdf", "LIKELIHOODS", "sample_unit", "shape_of",
-           "shape_settings", "shape_from_settings", "DEFAULT_NU", "DEFAULT_K"]
+__all__ = ["Noise", "NOISE", "noise_model", "huber", "gaussian_logpdf", "student_t_logpdf", "huber_logpdf", "LIKELIHOODS",
+           "sample_unit", "shape_of", "shape_settings", "shape_from_settings", "scale_with_compute", "DEFAULT_NU",
+           "DEFAULT_K"]
 
 #: Student-t degrees of freedom and the Huber density's threshold (in sigmas) when not given
 DEFAULT_NU = 4.0
@@ -49,8 +62,56 @@ def huber_logpdf(r, sigma, k):
     return -huber(r / sigma, k) - jnp.log(sigma) - huber_log_normaliser(k)
 
 
-#: likelihoods by name; each takes (residual, sigma, shape) where shape is nu (Student-t) or k (Huber)
-LIKELIHOODS = {"gaussian": gaussian_logpdf, "student_t": student_t_logpdf, "huber": huber_logpdf}
+def _huber_unit(rng, k, size):
+    u = np.linspace(-60, 60, 24001)
+    cdf = np.cumsum(np.exp(-huber(u, k)))  # the unnormalised density; normalised below (inversion of the CDF)
+    return np.interp(rng.uniform(size=size), cdf / cdf[-1], u)
+
+
+@dataclass(frozen=True)
+class Noise:
+    """One noise model on log loss. ``logpdf(r, sigma, shape)`` (jax), ``unit(rng, shape, size)`` unit-scale draws
+    (NumPy ``Generator``), ``shape_name`` the option that sets its shape (``"nu"``, ``"k"`` or ``None``)."""
+
+    name: str
+    label: str
+    logpdf: Callable
+    unit: Callable
+    shape_name: str | None = None
+    default_shape: float = 0.0
+
+    def describe(self, shape=None) -> str:
+        if self.shape_name is None:
+            return self.label
+        return f"{self.label} ({self.shape_name} = {self.default_shape if shape is None else float(shape):g})"
+
+
+NOISE = {n.name: n for n in (
+    Noise("student_t", "Student-t", student_t_logpdf, lambda rng, nu, size: rng.standard_t(nu, size), "nu", DEFAULT_NU),
+    Noise("gaussian", "Gaussian", gaussian_logpdf, lambda rng, _, size: rng.standard_normal(size)),
+    Noise("huber_density", "Huber density", huber_logpdf, _huber_unit, "k", DEFAULT_K),
+)}
+#: likelihoods by name; each takes (residual, sigma, shape) where shape is nu (Student-t) or k (Huber density)
+LIKELIHOODS = {name: n.logpdf for name, n in NOISE.items()}
+#: names of results written before the Huber density was named apart from the Huber loss
+_LEGACY = {"huber": "huber_density"}
+
+
+def noise_model(name: str, *, legacy: bool = False) -> Noise:
+    """The :class:`Noise` called ``name``; ``legacy`` reads names of files written by earlier versions."""
+    if legacy:
+        name = _LEGACY.get(name, name)
+    if name not in NOISE:
+        hint = (" ('huber' is ambiguous: the Huber density is 'huber_density'; the Hoffmann/Epoch robust loss is the "
+                "point fitter's objective 'huber_loss')" if name == "huber" else "")
+        raise ValueError(f"unknown likelihood {name!r}; use one of {', '.join(NOISE)}{hint}")
+    return NOISE[name]
+
+
+def scale_with_compute(sigma, gamma, logC, logC0):
+    """The compute-scaled noise: log sigma_i = log sigma + gamma (log C_i - log C0), C0 the data's geometric-mean
+    compute (so sigma is the noise at the data's centre)."""
+    return sigma * jnp.exp(gamma * (logC - logC0))
 
 
 def shape_of(likelihood: str, nu=None, k=None):
@@ -58,26 +119,27 @@ def shape_of(likelihood: str, nu=None, k=None):
     ``"learn"`` samples it, nu ~ Gamma(2, 0.1)), ``k`` for the Huber density (its threshold in sigmas); Gaussian
     noise takes neither. Returns a float (0 for Gaussian) or ``"learn"``; a wrong pairing is a ValueError in words.
 
-    >>> shape_of("student_t"), shape_of("huber", k=2.0), shape_of("gaussian")
+    >>> shape_of("student_t"), shape_of("huber_density", k=2.0), shape_of("gaussian")
     (4.0, 2.0, 0.0)
     """
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
-    if likelihood == "student_t":
-        if k is not None:
-            raise ValueError("k is the Huber density's threshold (likelihood='huber'); Student-t noise takes nu")
-        if isinstance(nu, str):
-            if nu != "learn":
-                raise ValueError(f"nu must be a positive number or 'learn', not {nu!r}")
-            return "learn"
-        return DEFAULT_NU if nu is None else _positive("nu", nu)
-    if likelihood == "huber":
-        if nu is not None:
-            raise ValueError("nu is Student-t's degrees of freedom; the Huber density takes k (its threshold in sigmas)")
-        return DEFAULT_K if k is None else _positive("k", k)
-    if nu is not None or k is not None:
-        raise ValueError("Gaussian noise has no shape parameter: drop nu and k")
-    return 0.0
+    noise = noise_model(likelihood)
+    given = {"nu": nu, "k": k}
+    for name, value in given.items():
+        if value is not None and name != noise.shape_name:
+            if noise.shape_name is None:
+                raise ValueError("Gaussian noise has no shape parameter: drop nu and k")
+            raise ValueError({"k": "k is the Huber density's threshold (likelihood='huber_density'); Student-t noise takes nu",
+                              "nu": "nu is Student-t's degrees of freedom; the Huber density takes k (its threshold in sigmas)"}[name])
+    if noise.shape_name is None:
+        return 0.0
+    value = given[noise.shape_name]
+    if value is None:
+        return noise.default_shape
+    if isinstance(value, str):
+        if noise.shape_name != "nu" or value != "learn":
+            raise ValueError(f"{noise.shape_name} must be a positive number{' or learn' if noise.shape_name == 'nu' else ''}, not {value!r}")
+        return "learn"
+    return _positive(noise.shape_name, value)
 
 
 def _positive(name, value) -> float:
@@ -89,7 +151,8 @@ def _positive(name, value) -> float:
 
 def shape_settings(likelihood: str, shape) -> dict:
     """How a result records the shape it was sampled with: ``{"nu": ...}``, ``{"k": ...}`` or nothing (Gaussian)."""
-    return {"student_t": {"nu": shape}, "huber": {"k": shape}}.get(likelihood, {})
+    name = noise_model(likelihood, legacy=True).shape_name
+    return {} if name is None else {name: shape}
 
 
 def shape_from_settings(settings) -> float:
@@ -98,22 +161,12 @@ def shape_from_settings(settings) -> float:
     for key in ("nu", "k", "shape"):
         if settings.get(key) is not None:
             return float(settings[key])
-    return {"huber": DEFAULT_K}.get(settings.get("likelihood", "student_t"), DEFAULT_NU)
+    return noise_model(settings.get("likelihood", "student_t"), legacy=True).default_shape or DEFAULT_NU
 
 
 def sample_unit(seed, likelihood: str, shape_param: float, size) -> np.ndarray:
-    """Unit-scale noise draws (sigma = 1) of a likelihood, as a NumPy array of shape ``size``: Student-t with
-    ``shape_param`` degrees of freedom, Gaussian, or the normalised Huber density with threshold
-    ``shape_param`` (by inversion of its CDF on a fine grid over [-60, 60]). ``seed``: an int, a sequence of
-    ints (``(seed, budget)``) or a NumPy ``Generator``; drawn with NumPy (no compiled program for a few thousand
-    numbers)."""
+    """Unit-scale noise draws (sigma = 1) of a likelihood, as a NumPy array of shape ``size`` (the Huber density by
+    inversion of its CDF on a fine grid over [-60, 60]). ``seed``: an int, a sequence of ints (``(seed, budget)``) or
+    a NumPy ``Generator``; drawn with NumPy (no compiled program for a few thousand numbers)."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    if likelihood == "student_t":
-        return rng.standard_t(shape_param, size)
-    if likelihood == "gaussian":
-        return rng.standard_normal(size)
-    if likelihood == "huber":
-        u = np.linspace(-60, 60, 24001)
-        cdf = np.cumsum(np.exp(-huber(u, shape_param)))  # the unnormalised density; normalised below
-        return np.interp(rng.uniform(size=size), cdf / cdf[-1], u)
-    raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
+    return noise_model(likelihood, legacy=True).unit(rng, shape_param, size)

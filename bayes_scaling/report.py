@@ -33,7 +33,7 @@ import numpy as np
 
 from .defaults import BUDGETS as DEFAULT_BUDGETS
 from .html_page import figure_html, html_list_item, page_start
-from .noise import shape_from_settings, shape_settings
+from .noise import noise_model, shape_from_settings, shape_settings
 
 __all__ = ["write_report", "build_report", "provenance", "report_files", "FIGURES", "DEFAULT_BUDGETS"]
 
@@ -211,8 +211,10 @@ def _prior(recorded, p) -> str:
 def _noise_words(s) -> str:
     lik = s.get("likelihood", "student_t")
     shape = shape_from_settings(s)
-    kind = {"student_t": f"Student-t (nu = {shape:g})", "gaussian": "Gaussian",
-            "huber": f"Huber density (k = {shape:g} sigmas)"}.get(lik, lik)
+    try:
+        kind = noise_model(lik, legacy=True).describe(shape)
+    except ValueError:
+        kind = str(lik)
     scale = ("sigma x exp(gamma (log C - mean log C)), gamma ~ Normal(0, 0.5): the noise may grow or shrink with compute"
              if s.get("noise_varies_with_compute") else "a constant sigma")
     return f"{kind} noise on log loss with scale {scale}; sigma ~ HalfNormal({s.get('noise_scale', 0.1)})"

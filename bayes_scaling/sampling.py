@@ -14,7 +14,6 @@ start dispersed, and R-hat means something), and runs NUTS with a dense mass mat
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Mapping
@@ -27,16 +26,18 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer import MCMC, NUTS
 
 from . import checks, compile_cache, progress
+from .batch import fit_point_batch, single_batch
+from .checks import check_sampler_size, runs_sha256
 from .data import as_runs
-from .fitting import fit_point, on_accelerator
+from .fitting import on_accelerator
 from .keys import as_key, seed_record
 from .laws import get_law, prior_text
 from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
-from .noise import shape_settings
+from .noise import noise_model, shape_settings
 from .posterior import Posterior, assemble
 from .shard import device_count, pad_to_multiple, sharded, trim
 
-__all__ = ["sample_posterior", "run_nuts"]
+__all__ = ["sample_posterior", "run_nuts", "run_chains", "sample_families", "check_sampler_size", "runs_sha256"]
 
 _EXTRA = ("diverging", "accept_prob", "num_steps", "adapt_state.step_size", "energy")
 
@@ -204,49 +205,6 @@ def run_families(model, keys, z0s, args, *, family_chunk: int | None = None, dev
     return tuple(jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *[p[i] for p in parts]) for i in (0, 1))
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to this process now (Linux: MemAvailable), or ``None`` where unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_sampler_size(num_chains, num_warmup, num_samples, values_per_draw: int) -> None:
-    """Refuse, before any work, chain counts below 1 and draws that would not fit in memory: each draw keeps
-    ``values_per_draw`` numbers (parameters, noise, and the mean log loss of every run) plus 6 sample stats, in
-    float64, held about three times over (device, host, the saved record)."""
-    for name, v, least in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 1), ("num_samples", num_samples, 4)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
-            raise ValueError(f"{name} must be a whole number >= {least}" + (" (R-hat and ESS need 4 draws)" if least == 4 else "")
-                             + f", not {v!r}")
-    need = 3 * 8 * int(num_chains) * int(num_samples) * (int(values_per_draw) + 6)
-    avail = available_memory()
-    if avail is not None and need > 0.5 * avail:
-        raise ValueError(f"num_samples={num_samples} x num_chains={num_chains} would hold ~{need / 2**30:.1f} GB of draws "
-                         f"({values_per_draw + 6} numbers each), more than half the {avail / 2**30:.1f} GB available; "
-                         "draw fewer (a few thousand draws are plenty for 90% intervals)")
-
-
-def runs_sha256(runs, names) -> str:
-    """SHA-256 of the data a posterior is sampled on: the float64 bytes of the loss and of each input column used
-    (in ``names`` order). Another table with the same number of rows has another hash."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in ("loss",) + tuple(names):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(np.asarray(runs.column(name), np.float64)).tobytes())
-    return h.hexdigest()
-
-
 def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, num_chains=4, chain_method="auto",
              dense_mass=True, target_accept=0.9, max_tree_depth=10, init_scale=1.0, regularize_mass_matrix=False,
              progress_bar=False, devices: int | None = None):
@@ -255,20 +213,40 @@ def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, 
     ``(chain, draw, ...)`` for every site (deterministic ones included) and the sample stats. Sequential
     chains are spread over the devices there are (``devices`` caps how many; see :func:`_chain_devices`).
     ``progress_bar``: report chains as they finish on stderr (:mod:`bayes_scaling.progress`)."""
+    init_params, laplace_ok, keys = laplace_inits(as_key(seed), model, args, values, num_chains, init_scale)
+    chain_method = resolve_chain_method(chain_method)
+    settings_ = chain_settings(dense_mass=dense_mass, target_accept=target_accept, max_tree_depth=max_tree_depth,
+                               num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                               chain_method=chain_method, regularize=regularize_mass_matrix)
+    samples, stats = run_chains(model, args, init_params, keys, devices=devices, progress_bar=progress_bar, **settings_)
+    return samples, stats, laplace_ok, chain_method
+
+
+def resolve_chain_method(chain_method: str, *, allowed=("vectorized", "sequential", "parallel")) -> str:
+    """``"auto"`` made concrete (sequential chains on CPU, vectorised on GPU/TPU); anything else checked."""
+    if chain_method == "auto":
+        return "vectorized" if on_accelerator() else "sequential"
+    if chain_method not in allowed:
+        raise ValueError(f"chain_method must be 'auto', {', '.join(repr(m) for m in allowed)}, not {chain_method!r}")
+    return chain_method
+
+
+def chain_settings(*, dense_mass, target_accept, max_tree_depth, num_warmup, num_samples, num_chains, chain_method,
+                   regularize) -> dict:
+    """The NUTS settings a compiled chain program is keyed by (plain values)."""
+    return dict(dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth),
+                num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
+                chain_method=chain_method, regularize=bool(regularize))
+
+
+def run_chains(model, args, init_params, keys, *, devices: int | None = None, progress_bar: bool = False, **settings_):
+    """Every chain of one dataset from unconstrained starts ``init_params`` with random ``keys`` (a leading chain
+    axis on both): ``(samples, stats)`` as NumPy arrays ``(chain, draw, ...)``. Sequential chains run in groups,
+    one chain per device at a time, each group one call of the same compiled program (progress between groups)."""
     if progress_bar and not progress.active():
         with progress.reporting():
-            return run_nuts(model, args, values, seed=seed, num_warmup=num_warmup, num_samples=num_samples,
-                            num_chains=num_chains, chain_method=chain_method, dense_mass=dense_mass,
-                            target_accept=target_accept, max_tree_depth=max_tree_depth, init_scale=init_scale,
-                            regularize_mass_matrix=regularize_mass_matrix, devices=devices)
-    init_params, laplace_ok, keys = laplace_inits(as_key(seed), model, args, values, num_chains, init_scale)
-    if chain_method == "auto":
-        chain_method = "vectorized" if on_accelerator() else "sequential"
-    if chain_method not in ("vectorized", "sequential", "parallel"):
-        raise ValueError(f"chain_method must be 'auto', 'vectorized', 'parallel' or 'sequential', not {chain_method!r}")
-    settings_ = dict(dense_mass=bool(dense_mass), target_accept=float(target_accept), max_tree_depth=int(max_tree_depth),
-                     num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
-                     chain_method=chain_method, regularize=bool(regularize_mass_matrix))
+            return run_chains(model, args, init_params, keys, devices=devices, **settings_)
+    chain_method, num_chains = settings_["chain_method"], settings_["num_chains"]
     if chain_method == "parallel":
         if num_chains == 1:
             init_params = jax.tree_util.tree_map(lambda a: a[0], init_params)
@@ -282,8 +260,6 @@ def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, 
                  "step_size": extra["adapt_state.step_size"], "energy": extra["energy"]}
         progress.report("sampling chains", num_chains, num_chains)
     else:
-        # sequential chains run in groups, one chain per device at a time (one group: every chain vectorised);
-        # each group is one call of the same compiled program, and progress is reported between groups
         n_dev = _chain_devices(chain_method, num_chains, devices)
         group = n_dev if chain_method == "sequential" else num_chains
         program = dict(settings_, num_chains=group)
@@ -300,9 +276,58 @@ def run_nuts(model, args, values, *, seed=0, num_warmup=1000, num_samples=1000, 
             progress.report("sampling chains", sl.stop, num_chains)
         samples, stats = (jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *[p[i] for p in parts]) for i in (0, 1))
     jax.block_until_ready(samples)
-    samples = {k: np.asarray(v) for k, v in samples.items()}
-    stats = {k: np.asarray(v) for k, v in stats.items()}
-    return samples, stats, laplace_ok, chain_method
+    return {k: np.asarray(v) for k, v in samples.items()}, {k: np.asarray(v) for k, v in stats.items()}
+
+
+def sample_families(model, batch, keys, *, num_chains, init_scale, chain_method, devices=None, family_chunk=None,
+                    **settings_):
+    """The posterior of ``model`` on every family of ``batch`` (a :class:`~bayes_scaling.batch.RunBatch`; one family
+    for a single posterior): each family's MAP (the model's own density, :func:`~bayes_scaling.fitting.fit_point`
+    per family in one call), chains started at Laplace draws about its mode, NUTS with its own adaptation, each
+    family with its own key (``keys``: one raw key per family). One family runs its chains over the devices; many
+    run families over them. A family sampled alone with the key it had in a batch gives the same draws where the
+    batch did not pad it (the same compiled arithmetic). Returns ``(fits, samples, stats, centres,
+    laplace_ok)``, samples and stats with a leading family axis."""
+    law = model.law
+    name = noise_model(model.likelihood).shape_name
+    shape = {} if name is None else {name: model.shape}
+    fits = fit_point_batch(law, batch, objective=model.likelihood, prior=True, noise_scale=model.noise_scale, protocol="warm",
+                           num_pilots=4, verify=0, **shape)
+    keys, z0s, args, centers, laplace = family_starts(model, batch, fits, keys, num_chains, init_scale)
+    settings_ = dict(settings_, num_chains=int(num_chains), chain_method=chain_method)
+    if batch.num_families == 1:
+        one = jax.tree_util.tree_map(lambda a: np.asarray(a)[0], (z0s, args))
+        samples, stats = run_chains(model, one[1], one[0], keys[0], devices=devices, **settings_)
+        samples, stats = ({k: v[None] for k, v in d.items()} for d in (samples, stats))
+    else:
+        samples, stats = run_families(model, keys, z0s, args, family_chunk=family_chunk, devices=devices, **settings_)
+    return fits, samples, stats, centers, laplace
+
+
+def family_starts(model, batch, fits, family_keys, num_chains, init_scale):
+    """Each family's chain keys and starts (Laplace draws about its MAP point, from its key in ``family_keys``), and
+    the stacked arguments of the model: ``(keys, z0s, args, centres, laplace_ok)`` with a leading family axis. The MAP
+    point only starts the polish to the mode; it is rounded to 10 significant digits so that the last bits of a
+    differently compiled fit (one family, or many) do not reach the chains."""
+    law = model.law
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    inits, centers, laplace, keys = [], [], [], []
+    for i, fam in enumerate(batch.families):
+        X_i = {k: jnp.asarray(v[i], dtype) for k, v in batch.inputs.items()}
+        c_i = centre_of(law, {k: np.asarray(v) for k, v in X_i.items()}, batch.mask[i])
+        fit = fits.fits[str(fam)]
+        values = {n: float(f"{v:.10g}") for n, v in
+                  sampling_values(model, fit.params, start_sigma(fit.noise["sigma"], model.noise_scale), c_i).items()}
+        args_i = (X_i, jnp.asarray(np.log(batch.loss[i]), dtype), jnp.asarray(batch.mask[i], dtype), c_i)
+        z0, ok, chain_keys = laplace_inits(family_keys[i], model, args_i, values, num_chains, init_scale)
+        inits.append(z0)
+        keys.append(chain_keys)
+        centers.append(c_i)
+        laplace.append(ok)
+    z0s = jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(x) for x in a]), *inits)
+    args = ({k: jnp.asarray(v, dtype) for k, v in batch.inputs.items()}, jnp.asarray(np.log(batch.loss), dtype),
+            jnp.asarray(batch.mask, dtype), {k: jnp.asarray([c[k] for c in centers], dtype) for k in centers[0]})
+    return np.stack(keys), z0s, args, centers, laplace
 
 
 def sample_posterior(
@@ -330,7 +355,7 @@ def sample_posterior(
 ) -> Posterior:
     """Sample the posterior of ``law``'s parameters given ``runs`` with NUTS.
 
-    likelihood:    ``"student_t"`` (default, nu = 4), ``"gaussian"`` or ``"huber"`` (normalised Huber
+    likelihood:    ``"student_t"`` (default, nu = 4), ``"gaussian"`` or ``"huber_density"`` (normalised Huber
                    density). ``nu``: Student-t's degrees of freedom (default 4; ``"learn"`` samples it); ``k``: the
                    Huber density's threshold in sigmas (default 1.345).
     priors:        ``{"alpha": numpyro.distributions.LogNormal(...)}`` overrides the law's priors.
@@ -356,35 +381,29 @@ def sample_posterior(
     """
     law = get_law(law)
     runs = as_runs(runs)
-    as_key(seed)  # a seed that is neither an int nor a key is refused before any work
+    key = as_key(seed)  # a seed that is neither an int nor a key is refused before any work
+    chain_method = resolve_chain_method(chain_method)
     noise_varies_with_compute, names = noise_inputs(law, runs, noise_varies_with_compute)
     check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) + 3 + len(runs))
     data_warnings = posterior_data_warnings(runs, law)
-    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     model = make_model(law, likelihood=likelihood, nu=nu, k=k, priors=priors, noise_scale=noise_scale,
                        noise_varies_with_compute=noise_varies_with_compute)
-    X = {k: jnp.asarray(v, dtype) for k, v in runs.inputs(names).items()}
-    logy = jnp.asarray(np.log(runs.loss), dtype)
-    center = centre_of(law, {k: np.asarray(v) for k, v in X.items()})
     t0 = time.perf_counter()
-    # the MAP point under a likelihood the optax fitter has (Student-t stands in for the Huber density)
-    fit = fit_point(law, runs, objective="gaussian" if likelihood == "gaussian" else "student_t",
-                    nu=model.shape if likelihood == "student_t" else 4.0, prior=True)
-    values = sampling_values(model, fit.params, start_sigma(fit.noise["sigma"], noise_scale), center)
-    args = (X, logy, None, center)
-    samples, stats, laplace_ok, chain_method = run_nuts(
-        model, args, values, seed=seed, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-        chain_method=chain_method, dense_mass=dense_mass, target_accept=target_accept, max_tree_depth=max_tree_depth,
-        init_scale=init_scale, regularize_mass_matrix=regularize_mass_matrix, progress_bar=progress_bar, devices=devices)
+    fits, samples, stats, centers, laplace = sample_families(
+        model, single_batch(runs, names), key[None], num_chains=num_chains, init_scale=init_scale, chain_method=chain_method,
+        devices=devices, progress_bar=progress_bar, dense_mass=dense_mass, target_accept=target_accept,
+        max_tree_depth=max_tree_depth, num_warmup=num_warmup, num_samples=num_samples, regularize=regularize_mass_matrix)
     seconds = time.perf_counter() - t0
     settings = posterior_settings(
-        law, model, priors=priors, noise_scale=noise_scale, seed=seed, center=center, seconds=seconds,
-        init_ok=laplace_ok, data_warnings=data_warnings, data_sha256=runs_sha256(runs, names),
+        law, model, priors=priors, noise_scale=noise_scale, seed=seed, center=centers[0], seconds=seconds,
+        init_ok=laplace[0], data_warnings=data_warnings, data_sha256=runs_sha256(runs, names),
         sampler=dict(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains, chain_method=chain_method,
                      devices=_chain_devices(chain_method, num_chains, devices), dense_mass=dense_mass,
                      target_accept=target_accept, max_tree_depth=max_tree_depth))
-    observed = {k: np.asarray(v) for k, v in X.items()} | {"loss": np.asarray(runs.loss)}
-    return assemble(law, samples, stats, observed=observed, settings=settings, point_fit=fit.to_dict(), source=runs.source)
+    observed = {n: np.asarray(v) for n, v in runs.inputs(names).items()} | {"loss": np.asarray(runs.loss)}
+    fit = next(iter(fits.fits.values()))
+    return assemble(law, {n: v[0] for n, v in samples.items()}, {n: v[0] for n, v in stats.items()}, observed=observed,
+                    settings=settings, point_fit=fit.to_dict(), source=runs.source)
 
 
 def posterior_data_warnings(runs, law) -> list[str]:

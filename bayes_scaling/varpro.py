@@ -126,13 +126,13 @@ def nnls(phi, z, w, subsets=None):
 def _weights(kind, r, hyper, mask, logy):
     """IRLS weights on the loss scale for log residuals r (1 / L^2 times the objective's own weight)."""
     base = mask * jnp.exp(-2.0 * logy)
-    if kind == "huber":
+    if kind == "huber_loss":
         a = jnp.abs(r)
         return base * jnp.where(a <= hyper["delta"], 1.0, hyper["delta"] / jnp.maximum(a, 1e-300))
     if kind == "student_t":
         s = 1.25 * jnp.sum(mask * jnp.abs(r)) / jnp.sum(mask)  # a robust scale: 1.25 x mean |r| (Gaussian-consistent)
         s = jnp.maximum(s, 1e-8)
-        nu = hyper["nu"]
+        nu = hyper["shape"]
         return base * (nu + 1.0) / (nu + (r / s) ** 2)
     return base
 
@@ -145,7 +145,7 @@ def grid_starts(law, kind: str, X, logy, mask, hyper, nl_grid, *, objective):
     lin_set = set(lin)
     y = jnp.exp(logy)
     subsets = _subsets(len(lin))
-    num_noise = 0 if kind == "huber" else 1
+    num_noise = 0 if kind == "huber_loss" else 1
     tiny = jnp.asarray(1e-30 if logy.dtype == jnp.float64 else 1e-20, logy.dtype)
 
     def one(nl):

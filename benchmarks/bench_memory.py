@@ -89,7 +89,7 @@ def one_size(base: Path, tmp: Path, objective: str, n: int, baseline_max: int) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", nargs="+", type=int, default=[1_000, 10_000, 30_000, 100_000])
-    ap.add_argument("--objectives", nargs="+", default=["huber", "student_t"])
+    ap.add_argument("--objectives", nargs="+", default=["huber_loss", "student_t"])
     ap.add_argument("--baseline-max", type=int, default=30_000, help="largest table the baseline is run on")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "memory.json"))
     args = ap.parse_args()

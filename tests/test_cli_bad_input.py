@@ -64,7 +64,7 @@ CASES = {
     "--nu with gaussian": (["sample", "{d}/runs.csv", "--likelihood", "gaussian", "--nu", "5"], "--nu/--k with --likelihood gaussian"),
     "--nu not a number": (["sample", "{d}/runs.csv", "--nu", "many"], "--nu many: give a positive number or 'learn'"),
     "--k with student_t": (["sample", "{d}/runs.csv", "--k", "2"], "k is the Huber density's threshold"),
-    "--k negative": (["sample", "{d}/runs.csv", "--likelihood", "huber", "--k", "-1"], "k must be a positive number"),
+    "--k negative": (["sample", "{d}/runs.csv", "--likelihood", "huber_density", "--k", "-1"], "k must be a positive number"),
     "--strategy varpro, nonlinear law": (["fit", "{d}/runs.csv", "--law", "kaplan", "--strategy", "varpro"], "--strategy varpro: law 'kaplan'"),
     "--strategy varpro with --protocol warm": (["fit", "{d}/runs.csv", "--family", "fam", "--strategy", "varpro", "--protocol",
                                                 "warm"], "--strategy varpro with --protocol warm"),

@@ -71,10 +71,10 @@ def test_data_constrained_objective_at_published_decay(datablations_182):
     law = get_law("data_constrained").fix(**MUENNIGHOFF_BASE)
     assert law.free_names == ("R_D_star", "R_N_star")
     assert len(datablations_182) == 182
-    f = objective_function(law, "huber")
+    f = objective_function(law, "huber_loss")
     X = {k: jnp.asarray(v) for k, v in datablations_182.inputs(law.inputs).items()}
     theta = law.theta_from_params({"R_D_star": 15.387756, "R_N_star": 5.309743})
-    value = f(theta, X, jnp.log(datablations_182.loss), jnp.ones(182), {"delta": 1e-3, "nu": 4.0})
+    value = f(theta, X, jnp.log(datablations_182.loss), jnp.ones(182), {"delta": 1e-3, "shape": 4.0, "noise_scale": 0.1})
     assert float(value) == pytest.approx(0.0158259, abs=1e-6)
 
 

@@ -170,7 +170,7 @@ def test_predictive_draws_for_every_likelihood():
     rng = np.random.default_rng(0)
     draws = {k: np.full((2, 50), v) for k, v in {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}.items()}
     mu = np.log(np.full((2, 50, 7), 2.5))
-    for lik, shape in (("student_t", 4.0), ("gaussian", 0.0), ("huber", 1.345)):
+    for lik, shape in (("student_t", 4.0), ("gaussian", 0.0), ("huber_density", 1.345)):
         post = Posterior(law=get_law("chinchilla"), draws=draws, noise={"sigma": np.full((2, 50), 0.01)},
                          sample_stats={"diverging": np.zeros((2, 50), bool)}, log_loss_mean=mu,
                          observed={"N": np.ones(7), "D": np.ones(7), "loss": np.full(7, 2.5)},
@@ -190,16 +190,16 @@ def test_likelihood_shapes_are_named_nu_and_k():
     from bayes_scaling.model import make_model
     from bayes_scaling.noise import shape_from_settings, shape_of, shape_settings
 
-    assert make_model("chinchilla", likelihood="huber", k=2.0).shape == 2.0
+    assert make_model("chinchilla", likelihood="huber_density", k=2.0).shape == 2.0
     assert make_model("chinchilla", nu=7).shape == 7.0 and make_model("chinchilla", nu="learn").learn_nu
     assert make_model("chinchilla", likelihood="gaussian").shape == 0.0
     for bad, words in ((dict(likelihood="student_t", k=2.0), "Student-t noise takes nu"),
-                       (dict(likelihood="huber", nu=3.0), "the Huber density takes k"),
+                       (dict(likelihood="huber_density", nu=3.0), "the Huber density takes k"),
                        (dict(likelihood="gaussian", nu=3.0), "no shape parameter"),
                        (dict(likelihood="student_t", nu=-1.0), "nu must be a positive number")):
         with pytest.raises(ValueError, match=words):
             shape_of(**bad)
-    assert shape_settings("huber", 2.0) == {"k": 2.0} and shape_settings("gaussian", 0.0) == {}
+    assert shape_settings("huber_density", 2.0) == {"k": 2.0} and shape_settings("gaussian", 0.0) == {}
     # results record nu or k; files written before read back through "shape"
     assert shape_from_settings({"likelihood": "huber", "k": 2.0}) == 2.0
     assert shape_from_settings({"likelihood": "student_t", "shape": 6.0}) == 6.0

@@ -120,10 +120,10 @@ def test_grid_starts_carry_their_exact_objective(chinchilla_runs):
     law = get_law("chinchilla")
     X = {k: jnp.asarray(v) for k, v in chinchilla_runs.inputs(law.inputs).items()}
     logy = jnp.log(jnp.asarray(chinchilla_runs.loss))
-    hyper = {"delta": jnp.asarray(1e-3), "nu": jnp.asarray(4.0)}
-    fun = objective_function(law, "huber")
+    hyper = {"delta": jnp.asarray(1e-3), "shape": jnp.asarray(4.0)}
+    fun = objective_function(law, "huber_loss")
     grid = jnp.asarray(varpro.nonlinear_grid(law, 16))
-    thetas, f = varpro.grid_starts(law, "huber", X, logy, jnp.ones_like(logy), hyper, grid, objective=fun)
+    thetas, f = varpro.grid_starts(law, "huber_loss", X, logy, jnp.ones_like(logy), hyper, grid, objective=fun)
     assert thetas.shape == (16, 5)
     np.testing.assert_allclose(np.asarray(thetas[:, 3:]), np.asarray(grid))  # alpha, beta are the grid's
     for th, fv in zip(np.asarray(thetas)[:4], np.asarray(f)[:4]):

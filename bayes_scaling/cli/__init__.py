@@ -49,9 +49,10 @@ def _add_loss_law_commands(sub) -> None:
     """fit, sample, report, demo and laws: a loss law on a run table (demo: on the bundled Chinchilla runs)."""
     fit = sub.add_parser("fit", help="fit a law to a run table and print a forecast (point estimate)")
     _add_table_opts(fit)
-    fit.add_argument("--objective", choices=("huber", "student_t", "gaussian"), default="huber",
-                     help="huber: the Chinchilla/Epoch protocol (default); student_t/gaussian: maximum likelihood")
-    fit.add_argument("--map", action="store_true", help="add the law's priors (MAP); needs --objective student_t or gaussian")
+    fit.add_argument("--objective", choices=("huber_loss", "student_t", "gaussian", "huber_density"), default="huber_loss",
+                     help="huber_loss: the Chinchilla/Epoch protocol (default); student_t/gaussian/huber_density: maximum "
+                          "likelihood (with --map: the posterior's MAP)")
+    fit.add_argument("--map", action="store_true", help="add the law's priors (MAP); needs a likelihood --objective")
     fit.add_argument("--delta", type=positive_float, default=1e-3, help="Huber delta (default 1e-3)")
     fit.add_argument("--protocol", choices=("grid", "warm"), default="grid",
                      help="with --family: grid (default) fits every family from the full start grid, as alone; warm fits 8 "
@@ -185,12 +186,12 @@ def _add_table_opts(p):
 
 def _add_sampler_opts(p):
     p.add_argument("--prob", type=float, default=0.9, help="credible interval mass (equal-tailed; default 0.9)")
-    p.add_argument("--likelihood", choices=("student_t", "gaussian", "huber"), default="student_t",
+    p.add_argument("--likelihood", choices=("student_t", "gaussian", "huber_density"), default="student_t",
                    help="noise on log loss (default student_t, nu=4)")
     p.add_argument("--nu", default=None, metavar="NU",
                    help="Student-t degrees of freedom (default 4), or 'learn' to sample them")
     p.add_argument("--k", type=float, default=None, metavar="K",
-                   help="with --likelihood huber: the Huber density's threshold in sigmas (default 1.345)")
+                   help="with --likelihood huber_density: the Huber density's threshold in sigmas (default 1.345)")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
     p.add_argument("--warmup", type=int, default=1000, help="warm-up iterations per chain (default 1000)")
     p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")

@@ -25,8 +25,8 @@ from .common import (
 
 def cmd_fit(args) -> int:
     check_json_target(args)
-    if args.map and args.objective == "huber":
-        raise UsageError("--map needs a likelihood: add --objective student_t or --objective gaussian")
+    if args.map and args.objective == "huber_loss":
+        raise UsageError("--map needs a likelihood: add --objective student_t, gaussian or huber_density")
     law, runs, inputs = load_law_and_runs(args)
     if args.strategy == "varpro" and args.family and args.protocol == "warm":
         raise UsageError("--strategy varpro with --protocol warm: the warm protocol starts families from pilot fits; "
@@ -41,7 +41,7 @@ def cmd_fit(args) -> int:
     return run_fit(runs, law, args, objective=args.objective, prior=args.map, delta=args.delta, inputs=inputs)
 
 
-def run_fit(runs, law, args, *, objective="huber", prior=False, delta=1e-3, inputs=None, title="", write=True):
+def run_fit(runs, law, args, *, objective="huber_loss", prior=False, delta=1e-3, inputs=None, title="", write=True):
     """Point fit, forecast and warnings, printed. Returns the exit code (with ``write=False``: the code and the
     JSON-able result, for the caller to write)."""
     from ..checks import extrapolation_warnings, fit_warnings
