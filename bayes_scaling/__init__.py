@@ -6,6 +6,9 @@ and the derived quantities in :mod:`bayes_scaling.derived` (compute-optimal N an
 compute for a target loss); :func:`sample_posterior` (NUTS) returns a :class:`Posterior` with credible
 intervals on all of them. :func:`write_report` writes an HTML/Markdown/JSON report of a posterior;
 :mod:`bayes_scaling.plots` draws fits and forecasts with credible bands (matplotlib loads only then).
+Many families of runs: :func:`fit_point_batch` and :func:`sample_posterior_batch` are the same fits and posteriors
+over a leading family axis (:class:`BatchFit`, :class:`BatchPosterior`; :func:`write_family_report`). Every result
+answers ``health()`` (one :class:`Health`); noise models are :class:`Noise` types (:data:`NOISE`).
 
 Beyond the loss law: :func:`critical_batch_size` (batch-size sweeps -> McCandlish's B_crit and Zhang et
 al.'s CBS, and their scaling laws), :func:`hyperparam_law` / :func:`fit_power_law` (optimal batch size and
@@ -15,8 +18,11 @@ learning rate as power laws in C or in N and D), :func:`isoflop` / :func:`isoflo
 
 from .analyses.batch_size import CriticalBatchPosterior, critical_batch_size, forecast_critical_batch, load_batch_sweep
 from .analyses.envelope import Envelope, envelope
+from .analyses.hierarchical import HierarchicalPosterior, sample_hierarchical
 from .analyses.hyperparams import PowerLawPosterior, fit_power_law, hyperparam_law
 from .analyses.isoflop import IsoflopPosterior, isoflop, isoflop_batch
+from .batch import BatchFit, fit_point_batch
+from .batch_posterior import BatchPosterior, sample_posterior_batch
 from .compile_cache import enable_compilation_cache
 from .data import Runs, load_runs
 from .datasets import load_chinchilla
@@ -28,9 +34,12 @@ from .derived import (
     loss_of_plan,
     tokens_per_param,
 )
+from .diagnostics import Health
+from .family_report import write_family_report
 from .fitting import PointFit, fit_point
 from .laws import Law, Param, get_law, list_laws, register_law
 from .model import make_model
+from .noise import NOISE, Noise
 from .posterior import Posterior
 from .report import write_report
 from .sampling import sample_posterior
@@ -57,6 +66,16 @@ __all__ = [
     "make_model",
     "sample_posterior",
     "Posterior",
+    "fit_point_batch",
+    "BatchFit",
+    "sample_posterior_batch",
+    "BatchPosterior",
+    "write_family_report",
+    "sample_hierarchical",
+    "HierarchicalPosterior",
+    "Health",
+    "Noise",
+    "NOISE",
     "write_report",
     "enable_compilation_cache",
     "critical_batch_size",

@@ -6,6 +6,9 @@
 * ``BUDGETS``: the compute budgets forecast when none are given (1e21, Chinchilla's 5.76e23, 1e25 FLOPs).
 * ``FAR_EXTRAPOLATION`` = 100: a forecast at a budget this many times the largest run's compute is flagged.
 * ``RHAT_MAX`` = 1.01, ``ESS_MIN`` = 400: sampler health (the Stan / arviz recommendations; bulk and tail ESS).
+* ``ELEMENTS_AT_ONCE`` = 2^22: how many (start x run) objective terms a screen of starts evaluates at once (~0.3 GB
+  of working memory); the variable projection, which holds about 4 times as much per term (the active sets of its
+  non-negative solve), takes a quarter of it.
 
 >>> compute_of(1e9, 2e10)
 1.2e+20
@@ -14,7 +17,7 @@
 from __future__ import annotations
 
 __all__ = ["FLOPS_PER_PARAM_TOKEN", "FLOPS_CONVENTION", "compute_of", "tokens_of", "PROB", "BUDGETS",
-           "FAR_EXTRAPOLATION", "RHAT_MAX", "ESS_MIN", "HEALTH_TEXT"]
+           "FAR_EXTRAPOLATION", "RHAT_MAX", "ESS_MIN", "HEALTH_TEXT", "ELEMENTS_AT_ONCE"]
 
 FLOPS_PER_PARAM_TOKEN = 6.0
 FLOPS_CONVENTION = "C = 6ND"
@@ -23,6 +26,7 @@ BUDGETS = (1e21, 5.76e23, 1e25)
 FAR_EXTRAPOLATION = 100.0
 RHAT_MAX = 1.01
 ESS_MIN = 400
+ELEMENTS_AT_ONCE = 2 ** 22
 #: the health thresholds in words, for messages and reports
 HEALTH_TEXT = f"R-hat <= {RHAT_MAX}, bulk and tail ESS >= {ESS_MIN}"
 

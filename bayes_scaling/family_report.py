@@ -31,8 +31,6 @@ from .defaults import ESS_MIN, HEALTH_TEXT, RHAT_MAX
 from .html_page import figure_html, html_list_item, page_start
 from .report import (
     DEFAULT_BUDGETS,
-    fmt_number,
-    fmt_times,
     json_safe,
     png_bytes,
     provenance,
@@ -41,6 +39,7 @@ from .report import (
     write_page,
     write_report,
 )
+from .tables import fmt_number, fmt_times
 
 __all__ = ["write_family_report", "family_dir_name", "family_report_files"]
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import checks, compile_cache, varpro
 from .data import Runs, as_runs
+from .defaults import ELEMENTS_AT_ONCE
 from .laws import Law, get_law
 from .model import NOISE_SCALE, centred_terms, log_joint
 from .noise import NOISE, huber, shape_of, shape_settings
@@ -183,13 +184,11 @@ def screen_impl(theta0s, X, logy, mask, hyper, *, law, kind, prior, batch=0):
     return jnp.where(jnp.isfinite(f), f, jnp.inf)
 
 
-#: elements (starts x runs) screened at once: ~2^22 keeps the screen's working memory near 0.3 GB
-SCREEN_ELEMENTS = 2 ** 22
 
 
 def screen_batch(num_starts: int, num_runs: int) -> int:
     """How many starts the screen evaluates at once for ``num_runs`` runs (0: all of them)."""
-    b = max(1, SCREEN_ELEMENTS // max(int(num_runs), 1))
+    b = max(1, ELEMENTS_AT_ONCE // max(int(num_runs), 1))
     return 0 if b >= num_starts else b
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from .defaults import BUDGETS as DEFAULT_BUDGETS
 from .html_page import figure_html, html_list_item, page_start
 from .noise import noise_model, shape_from_settings, shape_settings
+from .tables import fmt_number, fmt_times
 
 __all__ = ["write_report", "build_report", "provenance", "report_files", "FIGURES", "DEFAULT_BUDGETS"]
 
@@ -276,26 +277,6 @@ def png_bytes(axes, dpi: int = 100) -> bytes:
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
-def fmt_number(v, kind="g") -> str:
-    if v is None:
-        return "–"
-    if kind == "loss":
-        return f"{v:.4f}"
-    if kind == "ratio":
-        return f"{v:.1f}"
-    return f"{v:.4g}"
-
-
-def fmt_times(f) -> str:
-    """An extrapolation factor in words-and-numbers: ``44x``, ``772x (far)``; ``–`` when unknown."""
-    from .checks import FAR_EXTRAPOLATION
-
-    if f is None:
-        return "–"
-    text = f"{f:.3g}x" if f < 10 else f"{f:,.0f}x"
-    return text + (" (far: see In short)" if f >= FAR_EXTRAPOLATION else "")
-
-
 def in_short(data) -> list[str]:
     """The report's first lines, truth first: what is flagged (far extrapolation, an unhealthy sampler, the data's or
     the fit's problems) before the headline numbers, and each budget's distance beyond the runs."""

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .defaults import ELEMENTS_AT_ONCE
+
 __all__ = ["supports", "nonlinear_grid", "terms", "nnls", "grid_starts", "describe", "GRID_POINTS", "IRLS_STEPS"]
 
 #: grid points over the nonlinear parameters, in all (per-parameter count: GRID_POINTS^(1/m), at most 256; 16 x 16 for two)
@@ -179,7 +181,7 @@ def grid_starts(law, kind: str, X, logy, mask, hyper, nl_grid, *, objective):
         f = objective(theta, X, logy, mask, hyper)
         return theta, jnp.where(jnp.isfinite(f), f, jnp.inf)
 
-    batch = max(1, (2 ** 20) // max(int(logy.shape[0]), 1))  # grid points x runs at once, as the screen does
+    batch = max(1, (ELEMENTS_AT_ONCE // 4) // max(int(logy.shape[0]), 1))  # grid points x runs at once (defaults)
     if batch >= nl_grid.shape[0]:
         return jax.vmap(one)(nl_grid)
     return jax.lax.map(one, nl_grid, batch_size=batch)

@@ -4,7 +4,7 @@ The fit screens the law's 4500-start grid at every run before polishing the best
 that holds starts x runs doubles in each intermediate. Under the Huber objective XLA fuses the screen into one
 reduction and never holds them; under a likelihood objective (``--objective student_t``, and the MAP fit every
 posterior starts from) it does: 6.9 GB at 30,000 runs before the fix, growing as starts x runs (18.5 GB was met
-at 100,000). The screen now runs in batches of starts (``fitting.SCREEN_ELEMENTS`` starts x runs at a time).
+at 100,000). The screen now runs in batches of starts (``defaults.ELEMENTS_AT_ONCE`` starts x runs at a time).
 
 Each measurement is a fresh process (``python -m bayes_scaling.cli fit ...``) whose own peak resident memory is
 read from ``os.wait4`` when it exits; the tables are Chinchilla-law losses with 1% noise.
@@ -53,6 +53,8 @@ def baseline_tree() -> Path:
 def measure(tree: Path, csv: Path, out_json: Path, objective: str) -> dict:
     """One fresh process fitting ``csv``: wall seconds, its own peak RSS (MB, from ``os.wait4``), exit code."""
     env = dict(os.environ, PYTHONPATH=str(tree), BAYES_SCALING_CACHE_DIR="off", BAYES_SCALING_CPU_DEVICES="1")
+    if objective == "huber_loss" and "huber_loss" not in (tree / "bayes_scaling" / "fitting.py").read_text():
+        objective = "huber"  # the baseline's name for the Huber protocol
     with tempfile.TemporaryFile("w+") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "bayes_scaling.cli", "fit", str(csv), "--budgets", "1e21",

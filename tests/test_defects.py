@@ -443,9 +443,9 @@ def test_forecasts_compile_once_per_law_and_shape(small_posterior):
 def test_screen_in_chunks_equals_the_full_screen(chinchilla_runs, monkeypatch):
     from bayes_scaling import fitting
 
-    assert fitting.screen_batch(4500, 100_000) * 100_000 <= fitting.SCREEN_ELEMENTS
+    assert fitting.screen_batch(4500, 100_000) * 100_000 <= fitting.ELEMENTS_AT_ONCE
     full = fit_point("chinchilla", chinchilla_runs)
-    monkeypatch.setattr(fitting, "SCREEN_ELEMENTS", 240 * 97)  # 97 starts at a time, a ragged last batch
+    monkeypatch.setattr(fitting, "ELEMENTS_AT_ONCE", 240 * 97)  # 97 starts at a time, a ragged last batch
     chunked = fit_point("chinchilla", chinchilla_runs)
     np.testing.assert_allclose(chunked.start_objectives, full.start_objectives, rtol=1e-12)
     for k, v in full.params.items():

@@ -38,20 +38,16 @@ from ..diagnostics import ESS_MIN, RHAT_MAX, Health, ess_bulk, health, rhat
 from ..fitting import fit_point
 from ..keys import seed_record
 from ..laws import Law, get_law
-from ..model import NOISE_SCALE, centred_terms, start_sigma
-from ..noise import LIKELIHOODS, sample_unit, shape_from_settings, shape_of, shape_settings
+from ..model import NOISE_SCALE, centred_terms, log_likelihood, start_sigma
+from ..noise import sample_unit, shape_from_settings, shape_of, shape_settings
 from ..posterior import interval
+from ..priors import positive_support
 from ..sampling import check_sampler_size, run_nuts
 
 __all__ = ["make_hierarchical_model", "sample_hierarchical", "HierarchicalPosterior", "POOLING"]
 
 POOLING = ("none", "partial", "complete")
 TAU_SCALE = 0.2
-
-
-def _positive(prior) -> bool:
-    """Partial pooling multiplies positive parameters (m * exp(tau z)) and shifts real ones (m + tau z)."""
-    return prior.support is constraints.positive or isinstance(prior, dist.LogNormal)
 
 
 def _pooling(law: Law, pool: Mapping[str, str] | None) -> dict[str, str]:
@@ -79,12 +75,9 @@ def make_hierarchical_model(law, *, pool=None, likelihood: str = "student_t", nu
     shaped ``(family, run)``."""
     law = get_law(law)
     modes = _pooling(law, pool)
-    if likelihood not in ("student_t", "gaussian"):
-        raise ValueError("hierarchical likelihood must be 'student_t' or 'gaussian'")
     shape = shape_of(likelihood, nu, k)
     if shape == "learn":
         raise ValueError("nu='learn' is for sample_posterior; the hierarchical model takes a number")
-    logpdf = LIKELIHOODS[likelihood]
     centred = {scale: (exponent, inp, sign) for scale, exponent, inp, sign in centred_terms(law)}
     fixed = law.fixed_values
 
@@ -105,7 +98,8 @@ def make_hierarchical_model(law, *, pool=None, likelihood: str = "student_t", nu
                 tau = numpyro.sample(f"{p.name}_tau", dist.HalfNormal(TAU_SCALE))
                 with numpyro.plate("family", F):
                     z = numpyro.sample(f"{p.name}_z", dist.Normal(0.0, 1.0))
-                vals[p.name] = numpyro.deterministic(p.name, m * jnp.exp(tau * z) if _positive(p.prior) else m + tau * z)
+                # partial pooling multiplies a parameter whose prior's support is positive (m exp(tau z)), shifts others
+                vals[p.name] = numpyro.deterministic(p.name, m * jnp.exp(tau * z) if positive_support(p.prior) else m + tau * z)
         for p in law.free_params:
             if p.name not in centred:
                 continue
@@ -123,7 +117,7 @@ def make_hierarchical_model(law, *, pool=None, likelihood: str = "student_t", nu
         with numpyro.plate("family", F):
             sigma = numpyro.sample("sigma", dist.HalfNormal(noise_scale))
         mu = jax.vmap(lambda pv, x: law.log_loss_runs(pv, x))(vals, {k: X[k] for k in law.inputs})
-        numpyro.factor("log_likelihood", jnp.sum(mask * logpdf(logy - mu, sigma[:, None], shape)))
+        numpyro.factor("log_likelihood", log_likelihood(likelihood, logy - mu, sigma[:, None], shape, mask))
 
     model.law, model.modes, model.centred, model.shape, model.likelihood = law, modes, centred, shape, likelihood
     return model
@@ -339,9 +333,8 @@ def sample_hierarchical(law, runs, *, pool: Mapping[str, str] | None = None, lik
     # the chains start at the pooled mode: one MAP fit of every family's runs together (identified whenever the
     # pooled model is, however few runs each family has), spread to every family, then polished to the
     # hierarchical posterior's own mode before sampling (sampling._laplace_fn)
-    fit = fit_point(law, runs.select(np.isin(runs.family, batch.families)),
-                    objective="gaussian" if likelihood == "gaussian" else "student_t", prior=True,
-                    num_polish=8)
+    fit = fit_point(law, runs.select(np.isin(runs.family, batch.families)), objective=likelihood, prior=True,
+                    noise_scale=noise_scale, num_polish=8, **shape_settings(likelihood, model.shape))
     values = _pooled_start(law, model, modes, fit, F, center, noise_scale)
     samples, stats, laplace_ok, method = run_nuts(
         model, (X, logy, mask, center), values, seed=seed, num_warmup=num_warmup, num_samples=num_samples,

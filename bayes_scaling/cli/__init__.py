@@ -24,9 +24,9 @@ import sys
 import warnings
 
 from ..defaults import BUDGETS as DEFAULT_BUDGETS
-from .common import DIGITS as DIGITS
+from ..tables import DIGITS as DIGITS
+from ..tables import fmt_number as fmt_number
 from .common import UsageError, positive_float
-from .common import fmt_number as fmt_number
 from .fit import cmd_fit, cmd_laws
 from .posterior import cmd_demo, cmd_report, cmd_sample
 from .sweeps import cmd_batch_size, cmd_hyperparams, cmd_isoflop

@@ -11,6 +11,8 @@ import sys
 
 import numpy as np
 
+from ..tables import fmt_number
+
 
 class UsageError(Exception):
     """Bad input from the user: reported as one line, exit code 2."""
@@ -37,25 +39,6 @@ def _pairs(items, what: str) -> dict[str, float]:
         except ValueError:
             raise UsageError(f"{what} {item!r}: {value!r} is not a number") from None
     return out
-
-
-DIGITS = 4  # significant digits of every number in a printed table
-
-
-def fmt_number(v) -> str:
-    """A number with :data:`DIGITS` significant digits (``-`` for a missing one)."""
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    return "-" if v != v else f"{v:.{DIGITS}g}"
-
-
-def format_columns(head, rows) -> str:
-    """Right-aligned columns under ``head``."""
-    width = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, width))
-    return "\n".join([line(head)] + [line(r) for r in rows])
 
 
 def write_json(result, args) -> None:

@@ -10,13 +10,12 @@ import time
 
 import numpy as np
 
+from ..tables import fmt_number, format_columns
 from .common import (
     UsageError,
     check_json_target,
     check_writable,
-    fmt_number,
     forecastable,
-    format_columns,
     load_law_and_runs,
     posterior_options,
     write_json,

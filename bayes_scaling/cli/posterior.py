@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from ..tables import fmt_number, format_columns
 from .common import (
     UsageError,
     check_json_target,
@@ -15,9 +16,7 @@ from .common import (
     check_writable,
     fmt_ess,
     fmt_interval,
-    fmt_number,
     forecastable,
-    format_columns,
     health_words,
     load_law_and_runs,
     posterior_options,

@@ -9,13 +9,12 @@ import warnings
 
 import numpy as np
 
+from ..tables import fmt_number, format_columns
 from .common import (
     UsageError,
     check_json_target,
     check_sampler_args,
     fmt_interval,
-    fmt_number,
-    format_columns,
     health_words,
     positive_float,
     write_json,
