@@ -26,10 +26,10 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer import MCMC, NUTS
 
 from . import checks, compile_cache, progress
-from .batch import fit_point_batch, single_batch
+from .batch import BatchFit, fit_point_batch, single_batch
 from .checks import check_sampler_size, runs_sha256
 from .data import as_runs
-from .fitting import on_accelerator
+from .fitting import fit_point, on_accelerator
 from .keys import as_key, seed_record
 from .laws import get_law, prior_text
 from .model import centre_of, make_model, noise_inputs, sampling_values, start_sigma
@@ -291,8 +291,11 @@ def sample_families(model, batch, keys, *, num_chains, init_scale, chain_method,
     law = model.law
     name = noise_model(model.likelihood).shape_name
     shape = {} if name is None else {name: model.shape}
-    fits = fit_point_batch(law, batch, objective=model.likelihood, prior=True, noise_scale=model.noise_scale, protocol="warm",
-                           num_pilots=4, verify=0, **shape)
+    options = dict(objective=model.likelihood, prior=True, noise_scale=model.noise_scale, **shape)
+    if batch.num_families == 1:  # the single fit's programs are kept between processes (compile_cache); equal to 1e-9
+        fits = BatchFit(fits={str(batch.families[0]): fit_point(law, batch.runs[0], **options)})
+    else:
+        fits = fit_point_batch(law, batch, protocol="warm", num_pilots=4, verify=0, **options)
     keys, z0s, args, centers, laplace = family_starts(model, batch, fits, keys, num_chains, init_scale)
     settings_ = dict(settings_, num_chains=int(num_chains), chain_method=chain_method)
     if batch.num_families == 1:
@@ -308,7 +311,8 @@ def family_starts(model, batch, fits, family_keys, num_chains, init_scale):
     """Each family's chain keys and starts (Laplace draws about its MAP point, from its key in ``family_keys``), and
     the stacked arguments of the model: ``(keys, z0s, args, centres, laplace_ok)`` with a leading family axis. The MAP
     point only starts the polish to the mode; it is rounded to 10 significant digits so that the last bits of a
-    differently compiled fit (one family, or many) do not reach the chains."""
+    differently compiled fit (one family: ``fit_point``; many: ``fit_point_batch``, equal to 1e-9) do not reach
+    the chains."""
     law = model.law
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     inits, centers, laplace, keys = [], [], [], []
