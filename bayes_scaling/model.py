@@ -186,7 +186,6 @@ def _make_model(
     model.law = law
     model.cache_token = None if law.cache_token is None else repr((
         "loss_model", law.cache_token, likelihood, shape, learn_nu, noise_scale, bool(noise_varies_with_compute)))
-    model.priors = {p.name: p.prior for p in law.free_params}
     model.likelihood = likelihood
     model.shape = shape
     model.centred = centred

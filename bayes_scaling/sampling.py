@@ -280,7 +280,7 @@ def run_chains(model, args, init_params, keys, *, devices: int | None = None, pr
 
 
 def sample_families(model, batch, keys, *, num_chains, init_scale, chain_method, devices=None, family_chunk=None,
-                    **settings_):
+                    progress_bar=False, **nuts):
     """The posterior of ``model`` on every family of ``batch`` (a :class:`~bayes_scaling.batch.RunBatch`; one family
     for a single posterior): each family's MAP (the model's own density, :func:`~bayes_scaling.fitting.fit_point`
     per family in one call), chains started at Laplace draws about its mode, NUTS with its own adaptation, each
@@ -297,10 +297,10 @@ def sample_families(model, batch, keys, *, num_chains, init_scale, chain_method,
     else:
         fits = fit_point_batch(law, batch, protocol="warm", num_pilots=4, verify=0, **options)
     keys, z0s, args, centers, laplace = family_starts(model, batch, fits, keys, num_chains, init_scale)
-    settings_ = dict(settings_, num_chains=int(num_chains), chain_method=chain_method)
+    settings_ = chain_settings(num_chains=num_chains, chain_method=chain_method, **nuts)
     if batch.num_families == 1:
         one = jax.tree_util.tree_map(lambda a: np.asarray(a)[0], (z0s, args))
-        samples, stats = run_chains(model, one[1], one[0], keys[0], devices=devices, **settings_)
+        samples, stats = run_chains(model, one[1], one[0], keys[0], devices=devices, progress_bar=progress_bar, **settings_)
         samples, stats = ({k: v[None] for k, v in d.items()} for d in (samples, stats))
     else:
         samples, stats = run_families(model, keys, z0s, args, family_chunk=family_chunk, devices=devices, **settings_)
