@@ -39,6 +39,7 @@ from .laws import Law, get_law
 from .model import NOISE_SCALE, centred_terms, log_joint
 from .noise import NOISE, huber, shape_of, shape_settings
 from .optimize import default_tols, solve_starts
+from .priors import exp_inside
 
 __all__ = ["PointFit", "fit_point", "objective_function", "check_objective", "OBJECTIVES", "STATUS", "STRATEGIES",
            "VARPRO_POLISH", "trace_count"]
@@ -141,13 +142,15 @@ def objective_function(law: Law, kind: str = "huber_loss", *, prior: bool = Fals
     check_objective(kind, prior)
     k = law.num_free
     centred = tuple(t[0] for t in centred_terms(law))
+    # log-fitted scales are exp(theta): inside a (0, inf) support by construction
+    inside = frozenset(p.name for p in law.free_params if p.log and exp_inside(p.prior))
 
     def f(theta, X, logy, mask, hyper):
         params = law.params_from_theta(theta[:k])
         if kind == "huber_loss":
             return jnp.sum(mask * huber(logy - law.log_loss_runs(params, X), hyper["delta"]))
         return -log_joint(law, params, jnp.exp(theta[k]), X, logy, mask, likelihood=kind, shape=hyper["shape"],
-                          noise_scale=hyper["noise_scale"], prior=prior, centred=centred)
+                          noise_scale=hyper["noise_scale"], prior=prior, centred=centred, inside=inside)
 
     return f
 

@@ -100,18 +100,23 @@ def make_model(law, *, priors: Mapping[str, Any] | None = None, likelihood: str 
     return _make_model(law, likelihood=likelihood, shape=shape_of(likelihood, nu, k), **options)
 
 
-def log_prior(law: Law, values: Mapping[str, Any], sigma, *, noise_scale, centred=(), gamma=None, nu=None):
+def log_prior(law: Law, values: Mapping[str, Any], sigma, *, noise_scale, centred=(), gamma=None, nu=None, inside=()):
     """The log prior density of the model's sample sites: each free parameter's prior at its value (a centred scale S
     is sampled as log of its term, a unit-Jacobian shear of log S, so its density there is prior(S) * S), sigma ~
     HalfNormal(noise_scale), gamma ~ Normal(0, 0.5) when the noise varies with compute, nu ~ Gamma(2, 0.1) when it
-    is learned. A value outside its prior's support has density 0 (log -inf): the support is the constraint."""
+    is learned. A value outside its prior's support has density 0 (log -inf): the support is the constraint.
+    ``inside`` names parameters whose values lie in their supports by construction (the sampler's, through
+    ``biject_to``; the fitter's log-fitted scales): their check is left out of the program (as for real supports)."""
     out = dist.HalfNormal(noise_scale).log_prob(sigma)
     for p in law.free_params:
         v = values[p.name]
-        inside = p.prior.support(v)
-        safe = jnp.where(inside, v, biject_to(p.prior.support)(jnp.zeros_like(v)))
+        if p.name in inside or p.prior.support is constraints.real:
+            out = out + p.prior.log_prob(v) + (jnp.log(v) if p.name in centred else 0.0)
+            continue
+        ok = p.prior.support(v)
+        safe = jnp.where(ok, v, biject_to(p.prior.support)(jnp.zeros_like(v)))
         lp = p.prior.log_prob(safe) + (jnp.log(safe) if p.name in centred else 0.0)
-        out = out + jnp.where(inside, lp, -jnp.inf)
+        out = out + jnp.where(ok, lp, -jnp.inf)
     if gamma is not None:
         out = out + dist.Normal(0.0, 0.5).log_prob(gamma)
     if nu is not None:
@@ -126,7 +131,7 @@ def log_likelihood(likelihood: str, resid, scale, shape, mask=None):
 
 
 def log_joint(law: Law, values, sigma, X, logy, mask=None, *, likelihood: str, shape, noise_scale, prior: bool = True,
-              centred=(), gamma=None, log_c0=None):
+              centred=(), gamma=None, log_c0=None, inside=()):
     """The model's log joint density at natural ``values`` and noise ``sigma`` (and ``gamma``: noise varying with
     compute about ``log_c0``): :func:`log_likelihood` plus, with ``prior``, :func:`log_prior`. The point fitter's
     MAP and maximum-likelihood objectives are its negative, and the NumPyro model samples it: one density."""
@@ -134,7 +139,7 @@ def log_joint(law: Law, values, sigma, X, logy, mask=None, *, likelihood: str, s
     scale = sigma if gamma is None else scale_with_compute(sigma, gamma, log_compute(X), log_c0)
     out = log_likelihood(likelihood, logy - mu, scale, shape, mask)
     if prior:
-        out = out + log_prior(law, values, sigma, noise_scale=noise_scale, centred=centred, gamma=gamma)
+        out = out + log_prior(law, values, sigma, noise_scale=noise_scale, centred=centred, gamma=gamma, inside=inside)
     return out
 
 
@@ -157,6 +162,7 @@ def _make_model(
     shape = noise.default_shape if shape in (None, "learn") else float(shape)
     centred = {scale: (exponent, inp, sign) for scale, exponent, inp, sign in centred_terms(law)}
     fixed = law.fixed_values
+    inside = frozenset(p.name for p in law.free_params)  # sites map through biject_to, centred scales through exp
 
     def model(X, logy=None, mask=None, center=None):
         # sample sites carry only supports (their unconstrained coordinates); the density is the one log_prior and
@@ -176,7 +182,7 @@ def _make_model(
         shp = numpyro.sample("nu", dist.ImproperUniform(constraints.positive, (), ())) if learn_nu else shape
         gamma = numpyro.sample("gamma", dist.ImproperUniform(constraints.real, (), ())) if noise_varies_with_compute else None
         numpyro.factor("log_prior", log_prior(law, values, sigma, noise_scale=noise_scale, centred=centred, gamma=gamma,
-                                              nu=shp if learn_nu else None))
+                                              nu=shp if learn_nu else None, inside=inside))
         mu = law.log_loss_runs(values, X)
         numpyro.deterministic("log_loss_mean", mu)
         if logy is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numpyro.distributions import constraints
 
-__all__ = ["prior_text", "prior_token", "positive_support"]
+__all__ = ["prior_text", "prior_token", "positive_support", "exp_inside"]
 
 
 def prior_text(prior) -> str:
@@ -38,3 +38,10 @@ def positive_support(prior) -> bool:
     """Whether a prior lives on the positive reals (or a part of them): then a scale may be fitted in log space."""
     support = prior.support
     return support is constraints.positive or (isinstance(support, constraints.greater_than) and float(support.lower_bound) >= 0)
+
+
+def exp_inside(prior) -> bool:
+    """Whether exp(theta) lies in the prior's support for every real theta (support (0, inf)): a log-fitted scale
+    with such a prior needs no support check."""
+    support = prior.support
+    return support is constraints.positive or (isinstance(support, constraints.greater_than) and float(support.lower_bound) == 0)
