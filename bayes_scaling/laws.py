@@ -33,6 +33,7 @@ import numpyro.distributions as dist
 
 from .defaults import FLOPS_PER_PARAM_TOKEN
 from .priors import positive_support, prior_text, prior_token
+from .tying import tie_law
 
 __all__ = [
     "Param",
@@ -117,6 +118,7 @@ class Law:
     centering: tuple[tuple[str, str, str, float], ...] = ()
     starts_override: tuple[tuple[float, ...], ...] | None = field(default=None)
     linear: tuple[str, ...] = ()
+    ties: tuple[tuple[str, str], ...] = ()  # (tied, target): parameters left out, equal to their target (Law.tie)
 
     def __post_init__(self):
         for p in self.params:
@@ -173,6 +175,11 @@ class Law:
         ordered = tuple((p.name, fixed[p.name]) for p in self.params if p.name in fixed)
         return dataclasses.replace(self, fixed=ordered, starts_override=None)
 
+    def tie(self, **ties: str) -> Law:
+        """The same law with parameters set equal to others, e.g. ``law.tie(beta="alpha")`` (one exponent for both
+        terms); the tied parameter leaves the fit and its draws are copies of its target's (:mod:`bayes_scaling.tying`)."""
+        return tie_law(self, ties)
+
     def with_starts(self, grid: Mapping[str, tuple[float, ...]]) -> Law:
         """Return the law with other start values (fit space) for some free parameters."""
         per = []
@@ -217,6 +224,8 @@ class Law:
             else:
                 out[p.name] = p.from_fit(theta[..., i])
                 i += 1
+        for tied, target in self.ties:
+            out[tied] = out[target]
         return out
 
     def theta_from_params(self, params: Mapping[str, Any]):
@@ -233,11 +242,12 @@ class Law:
         """A text naming this law's whole declaration, under which compiled programs of it may be stored between
         processes (:mod:`bayes_scaling.compile_cache`); ``None`` for a law whose functions live outside this
         package (a user's code can change under the same name, so its programs are compiled per process)."""
-        fns = [f for f in (self.log_loss_fn, self.optimum, self.compute_for_loss) if f is not None]
+        fns = [getattr(f, "fn", f) for f in (self.log_loss_fn, self.optimum, self.compute_for_loss) if f is not None]
         if not all((getattr(f, "__module__", "") or "").startswith("bayes_scaling.") for f in fns):
             return None
         params = [(p.name, prior_token(p.prior), p.log, p.starts) for p in self.params]
-        return repr((self.name, self.formula, self.inputs, params, self.fixed, self.centering, self.starts_override, self.linear))
+        return repr((self.name, self.formula, self.inputs, params, self.fixed, self.centering, self.starts_override, self.linear,
+                     self.ties))
 
     # ---- evaluation --------------------------------------------------------------------------
     def log_loss(self, params: Mapping[str, Any], inputs: Mapping[str, Any]):

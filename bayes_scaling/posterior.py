@@ -405,6 +405,8 @@ def assemble(law: Law, samples: Mapping[str, Any], stats: Mapping[str, Any], *, 
     draws = {p.name: np.asarray(samples[p.name]) for p in law.params if p.name in samples}
     for name, value in law.fixed_values.items():
         draws[name] = np.full(shape, value)
+    for tied, target in law.ties:
+        draws[tied] = draws[target]
     noise = {n: np.asarray(samples[n]) for n in ("sigma", "gamma", "nu") if n in samples}
     mean = np.asarray(samples["log_loss_mean"])
     return Posterior(law=law, draws=draws, noise=noise, sample_stats={k: np.asarray(v) for k, v in stats.items()},

@@ -160,7 +160,10 @@ def _add_progress_opts(p):
 
 def _add_table_opts(p):
     p.add_argument("runs", metavar="RUNS", help="path to the run table (CSV, TSV or Parquet)")
-    p.add_argument("--law", default="chinchilla", help="law name (see `bayes-scaling laws`; default chinchilla)")
+    p.add_argument("--law", default="chinchilla",
+                   help="law name (see `bayes-scaling laws`; default chinchilla), or a user's law: FILE.py:FACTORY or MODULE:FACTORY")
+    p.add_argument("--tie", nargs="+", default=[], metavar="NAME=OTHER",
+                   help="set parameters equal to others, e.g. --tie beta=alpha (one exponent for both terms)")
     p.add_argument("--x", metavar="COLUMN_ROLE", default=None,
                    help="input of a single-variable law (power_law, power_law_floor): N, D, C, U, batch_size or steps")
     for role, default in (("N", "N"), ("D", "D"), ("C", "C"), ("loss", "loss")):

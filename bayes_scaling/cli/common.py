@@ -101,8 +101,21 @@ def check_json_target(args) -> None:
 def load_law_and_runs(args):
     from ..data import load_runs
     from ..laws import MUENNIGHOFF_BASE, get_law
+    from ..tying import parse_ties
+    from ..user_laws import is_law_spec, load_law
 
-    law = get_law(args.law, **({"x": args.x} if args.x else {}))
+    try:
+        if is_law_spec(args.law):
+            if args.x:
+                raise ValueError(f"--x {args.x}: a law loaded from {args.law} takes no --x (its factory decides its inputs)")
+            law = load_law(args.law)
+        else:
+            law = get_law(args.law, **({"x": args.x} if args.x else {}))
+        ties = parse_ties(getattr(args, "tie", []) or [])
+        if ties:
+            law = law.tie(**ties)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     fix = {}
     for item in args.fix:
         if item == "muennighoff_base":
