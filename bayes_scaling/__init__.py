@@ -21,6 +21,8 @@ from .analyses.envelope import Envelope, envelope
 from .analyses.hierarchical import HierarchicalPosterior, sample_hierarchical
 from .analyses.hyperparams import PowerLawPosterior, fit_power_law, hyperparam_law
 from .analyses.isoflop import IsoflopPosterior, isoflop, isoflop_batch
+from .analyses.isoflop_backtest import backtest_isoflop
+from .backtests import Backtest, backtest
 from .batch import BatchFit, fit_point_batch
 from .batch_posterior import BatchPosterior, sample_posterior_batch
 from .compile_cache import enable_compilation_cache
@@ -35,6 +37,7 @@ from .derived import (
     tokens_per_param,
 )
 from .diagnostics import Health
+from .discrepancy import Discrepancy, default_discrepancy
 from .family_report import write_family_report
 from .fitting import PointFit, fit_point
 from .laws import Law, Param, get_law, list_laws, register_law
@@ -43,10 +46,22 @@ from .noise import NOISE, Noise
 from .posterior import Posterior
 from .report import write_report
 from .sampling import sample_posterior
+from .stacking import StackedPosterior, backtest_stacked, candidate_laws, sample_stacked
+from .user_laws import load_law
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "backtest",
+    "Backtest",
+    "backtest_isoflop",
+    "backtest_stacked",
+    "sample_stacked",
+    "StackedPosterior",
+    "candidate_laws",
+    "Discrepancy",
+    "default_discrepancy",
+    "load_law",
     "Runs",
     "load_runs",
     "load_chinchilla",

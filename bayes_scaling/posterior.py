@@ -202,7 +202,7 @@ class Posterior:
         out = np.asarray(out)
         return out.reshape((self.num_chains, self.num_draws) + out.shape[1:])
 
-    def _sigma(self, C=None) -> np.ndarray:
+    def noise_scale(self, C=None) -> np.ndarray:
         """Noise scale draws: (chain, draw) for a scalar or no ``C``, (chain, draw, run) for an array of
         computes; scaled by compute when the noise varies with it."""
         lift = (lambda a: a[..., None]) if np.ndim(C) else (lambda a: a)
@@ -216,7 +216,7 @@ class Posterior:
 
     def _new_run_noise(self, seed, shape, C=None):
         """Draws of one new run's log-loss noise under the fitted likelihood, one per posterior draw."""
-        return self._unit_noise(seed, shape).reshape(-1) * self._sigma(C).reshape(-1)
+        return self._unit_noise(seed, shape).reshape(-1) * self.noise_scale(C).reshape(-1)
 
     def max_compute(self) -> float | None:
         """The largest training compute among the runs the posterior was sampled on (C, or 6ND), if known."""
@@ -292,7 +292,20 @@ class Posterior:
         mu = self.log_loss_mean
         obs = self.observed
         C = (obs["C"] if "C" in obs else compute_of(obs["N"], obs["D"])) if "gamma" in self.noise else np.ones(mu.shape[-1])
-        return np.exp(mu + self._sigma(C) * self._unit_noise(seed, mu.shape))
+        return np.exp(mu + self.noise_scale(C) * self._unit_noise(seed, mu.shape))
+
+    def log_likelihood(self) -> np.ndarray:
+        """log p(loss_i | draw) of each observed run, ``(chain, draw, run)``: the density of the loss (the noise
+        density of log loss at the residual, minus log loss), what PSIS-LOO and stacking compare laws by."""
+        from .noise import noise_model
+
+        obs, mu = self.observed, self.log_loss_mean
+        C = (obs["C"] if "C" in obs else compute_of(obs["N"], obs["D"])) if "gamma" in self.noise else None
+        scale = self.noise_scale(C) if C is not None else self.noise["sigma"][..., None]
+        shape = self.noise["nu"][..., None] if "nu" in self.noise else shape_from_settings(self.settings)
+        logy = np.log(obs["loss"])
+        lp = noise_model(self.settings.get("likelihood", "student_t"), legacy=True).logpdf(logy - mu, scale, shape)
+        return np.asarray(lp) - logy
 
     def predictive_check(self, prob: float = DEFAULT_PROB, *, seed: int = 0) -> dict[str, float]:
         """Share of observed runs inside their ``prob`` posterior-predictive interval (near ``prob`` when

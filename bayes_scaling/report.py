@@ -34,6 +34,7 @@ import numpy as np
 from .defaults import BUDGETS as DEFAULT_BUDGETS
 from .html_page import figure_html, html_list_item, page_start
 from .noise import noise_model, shape_from_settings, shape_settings
+from .report_sections import backtest_data, backtest_table, in_short_lines, uncertainty_data, uncertainty_table
 from .tables import fmt_number, fmt_times
 
 __all__ = ["write_report", "build_report", "provenance", "report_files", "FIGURES", "DEFAULT_BUDGETS"]
@@ -53,6 +54,8 @@ FIGURES = (
     ("pairs", "Pairs of posterior draws: thin diagonals are ridges the data do not resolve (e.g. A with alpha)."),
     ("trace", "Trace plot: per parameter, each chain's density (left) and draws in order (right)."),
     ("rank", "Rank plot: each chain's ranks among all draws; flat and alike when the chains mixed."),
+    ("calibration", "Backtest: the held-out runs' PIT (flat when calibrated, U-shaped when the intervals are too narrow) "
+                    "and their coverage against the nominal interval mass (on the diagonal when calibrated)."),
 )
 
 
@@ -151,10 +154,13 @@ def _plain_diagnostics(diag, ppc, settings) -> list[str]:
 
 
 def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9, data_path=None,
-                 title: str | None = None, notes: Iterable[str] = (), inputs: Mapping[str, float] | None = None) -> dict[str, Any]:
+                 title: str | None = None, notes: Iterable[str] = (), inputs: Mapping[str, float] | None = None,
+                 discrepancy="default", backtest=None) -> dict[str, Any]:
     """The report's content as a JSON-safe dict (no figures): ``title``, ``created``, ``provenance``,
     ``law``, ``noise``, ``parameters``, ``forecast``, ``diagnostics``, ``predictive_check``, ``sampler``,
-    ``point_fit``."""
+    ``point_fit``, ``uncertainty`` (a new run's loss with the extrapolation term of ``discrepancy``, "default": the
+    package's calibration, and the shares of noise, parameters, law form and extrapolation) and, given a
+    :class:`~bayes_scaling.backtests.Backtest`, ``backtest``."""
     from . import __version__
 
     law = post.law
@@ -196,9 +202,17 @@ def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9,
         "exponent_a": _exponent_a(post, prob),
         "diagnostics": {**diag, "plain": _plain_diagnostics(diag, ppc, s)}, "predictive_check": ppc,
         "sampler": sampler, "point_fit": post.point_fit,
+        "uncertainty": None if inputs else uncertainty_data(post, budgets, prob, _discrepancy(discrepancy)),
+        "backtest": None if backtest is None else backtest_data(backtest),
     })
     out["in_short"] = in_short(out)
     return out
+
+
+def _discrepancy(d):
+    from .discrepancy import default_discrepancy
+
+    return default_discrepancy() if isinstance(d, str) and d == "default" else d
 
 
 def _prior(recorded, p) -> str:
@@ -287,6 +301,8 @@ def in_short(data) -> list[str]:
     if not diag.get("sampler_ok", diag["ok"]):
         lines.append("WARNING: the sampler is not healthy; these numbers may be wrong (see Diagnostics).")
     lines += [f"WARNING: {w}" for w in diag.get("problems", [])]
+    extra = in_short_lines(data)
+    lines += [x for x in extra if x.startswith("WARNING")]
     for r in data["forecast"] or []:
         f = r.get("extrapolation")
         far = f is not None and f >= FAR_EXTRAPOLATION
@@ -299,7 +315,7 @@ def in_short(data) -> list[str]:
     ex = data.get("exponent_a")
     if ex:
         lines.append(f"Exponent a (N_opt ∝ C^a): {ex['median']:.3f} ({ex['lo']:.3f}, {ex['hi']:.3f}).")
-    return lines
+    return lines + [x for x in extra if not x.startswith("WARNING")]
 
 
 def _tables(data) -> list[tuple[str, str, list[str], list[list[str]]]]:
@@ -341,6 +357,10 @@ def _tables(data) -> list[tuple[str, str, list[str], list[list[str]]]]:
         t.append(("forecast", f"Forecast per budget: median ({pct} interval); C = 6ND FLOPs; the last column is how far "
                   "the budget lies beyond the largest run's compute",
                   ["budget C (FLOPs)"] + cols + ["one new run's loss", "C / largest run"], rows))
+    if data.get("uncertainty"):
+        t.append(uncertainty_table(data["uncertainty"], pct))
+    if data.get("backtest"):
+        t.append(backtest_table(data["backtest"]))
     return t
 
 
@@ -408,13 +428,15 @@ def render_markdown(data, figures: Iterable[str]) -> str:
 
 def write_report(post, out_dir, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9, data_path=None,
                  title: str | None = None, notes: Iterable[str] = (), inputs=None, force: bool = False,
-                 dpi: int = 100) -> dict[str, str]:
+                 dpi: int = 100, discrepancy="default", backtest=None) -> dict[str, str]:
     """Write report.html, report.md, report.json and figures/*.png for posterior ``post`` into ``out_dir``.
 
     runs:      the :class:`~bayes_scaling.Runs` the posterior was sampled on (provenance, figures); without
                it the data stored in the posterior are drawn and provenance names ``data_path`` only.
     data_path: the file to hash (default ``runs.source`` when it is a file).
     notes:     extra conventions or caveats for the provenance table (e.g. the subset used).
+    discrepancy: the extrapolation term of a new run's forecast ("default": the package's calibration; None: none).
+    backtest:  a :class:`~bayes_scaling.backtests.Backtest` of the same law and runs: its section and figure.
     force:     replace existing report files; without it an existing one raises ``FileExistsError``.
 
     Returns ``{"html": path, "markdown": path, "json": path, "figures": folder}``.
@@ -425,8 +447,18 @@ def write_report(post, out_dir, *, runs=None, budgets=DEFAULT_BUDGETS, prob: flo
     if existing and not force:
         raise FileExistsError(f"{existing[0]} exists; not overwriting it (pass force=True / --force to replace it)")
     data = build_report(post, runs=runs, budgets=budgets, prob=prob, data_path=data_path, title=title, notes=notes,
-                        inputs=inputs)
+                        inputs=inputs, discrepancy=discrepancy, backtest=backtest)
     figures = render_figures(post, runs=runs, budgets=budgets, prob=prob, dpi=dpi, inputs=inputs)
+    if backtest is not None:
+        from .plots.calibration import plot_calibration
+
+        fig = plot_calibration(backtest, backtest.rescored(None) if backtest.discrepancy is not None else None)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        figures["calibration"] = buf.getvalue()
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     data["figures"] = [{"name": n, "file": f"figures/{n}.png", "caption": dict(FIGURES)[n]} for n in figures]
     return write_page(out_dir, "report", data, figures, render_html(data, figures), render_markdown(data, figures))
 

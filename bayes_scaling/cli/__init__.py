@@ -7,6 +7,8 @@
     bayes-scaling report RUNS --law chinchilla --out DIR [--posterior post.nc]
                                                      posterior, then DIR/report.html, report.md, report.json
     bayes-scaling laws                               list the laws and their formulas
+    bayes-scaling backtest RUNS --law chinchilla [--cuts 1e20 1e21 | --levels 6 7] [--by C] [--out DIR]
+                                                     fit on runs up to each cut, score forecasts of the runs beyond
     bayes-scaling batch-size SWEEP.csv --batch B --steps S --group model_size [--law-by N --forecast 3e9]
     bayes-scaling isoflop RUNS --C flops --N n --D t [--by COL ...] [--budgets 1e21 1e23] [--envelope]
     bayes-scaling hyperparams SWEEP.csv --target lr --by C [--select near_optimal] [--at 1e22 1e23]
@@ -26,6 +28,7 @@ import warnings
 from ..defaults import BUDGETS as DEFAULT_BUDGETS
 from ..tables import DIGITS as DIGITS
 from ..tables import fmt_number as fmt_number
+from .backtest import add_backtest_command, cmd_backtest
 from .common import UsageError, positive_float
 from .fit import cmd_fit, cmd_laws
 from .posterior import cmd_demo, cmd_report, cmd_sample
@@ -39,8 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="bayes-scaling",
         description="Fit scaling laws to training runs and forecast compute-optimal models.",
     )
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,report,demo,laws,batch-size,isoflop,hyperparams}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,report,demo,laws,backtest,batch-size,isoflop,hyperparams}")
     _add_loss_law_commands(sub)
+    add_backtest_command(sub, _add_table_opts, _add_sampler_opts)
     _add_sweep_commands(sub)
     return ap
 
@@ -66,6 +70,9 @@ def _add_loss_law_commands(sub) -> None:
     sample.add_argument("--budgets", nargs="+", type=positive_float, default=list(DEFAULT_BUDGETS), metavar="C",
                         help="training compute budgets in FLOPs (default: 1e21 5.76e23 1e25)")
     sample.add_argument("--out", metavar="DIR", help="write DIR/posterior.nc (NetCDF) and DIR/summary.json")
+    sample.add_argument("--laws", default=None, metavar="auto|A,B,...",
+                        help="stack several laws (PSIS-LOO stacking; 'auto': Chinchilla, Chinchilla with alpha = beta, Kaplan, "
+                             "and the data-constrained law when U is known); the forecast is their weighted mixture")
     sample.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-': stdout, then nothing else there)")
     sample.add_argument("--force", action="store_true", help="overwrite existing files in --out and the --json file")
 
@@ -80,6 +87,8 @@ def _add_loss_law_commands(sub) -> None:
     report.add_argument("--posterior", metavar="PATH", default=None,
                         help="use a posterior saved by `sample --out` (posterior.nc) instead of sampling again")
     report.add_argument("--title", default=None, help="the report's title")
+    report.add_argument("--backtest", action="store_true",
+                        help="also backtest the law on these runs (default cuts) and add its section and calibration figure")
     report.add_argument("--force", action="store_true", help="overwrite existing files in --out")
 
     demo = sub.add_parser("demo", help="Chinchilla on the bundled 240 runs: point fit, then posterior with credible intervals")
@@ -200,6 +209,9 @@ def _add_sampler_opts(p):
     p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical draws")
     p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9)")
+    p.add_argument("--discrepancy", default="default", metavar="default|none|FILE.json",
+                   help="the extrapolation term added to a new run's forecast: the package's calibration on backtests "
+                        "(default), none, or a saved one")
     p.add_argument("--noise", choices=("auto", "constant", "compute"), default="auto",
                    help="noise scale on log loss: constant, or log-linear in compute; auto (default): compute when C is known")
 
@@ -243,7 +255,7 @@ def _one_line(err) -> str:
 
 
 # each command's function: it takes the parsed options and returns the exit code
-COMMANDS = {"fit": cmd_fit, "sample": cmd_sample, "report": cmd_report, "demo": cmd_demo, "laws": cmd_laws,
+COMMANDS = {"fit": cmd_fit, "sample": cmd_sample, "report": cmd_report, "demo": cmd_demo, "laws": cmd_laws, "backtest": cmd_backtest,
             "batch-size": cmd_batch_size, "isoflop": cmd_isoflop, "hyperparams": cmd_hyperparams}
 
 

@@ -30,6 +30,10 @@ def cmd_sample(args) -> int:
     check_json_target(args)
     _check_out_dir(args)
     law, runs, inputs = load_law_and_runs(args)
+    if args.laws:
+        from .stacked import run_stacked
+
+        return run_stacked(runs, args)
     if args.family:
         if args.out:
             raise UsageError("--out writes one posterior; with --family use --family-out DIR (or report --family --out DIR)")
@@ -116,12 +120,21 @@ def _run_posterior(runs, law, args, *, inputs=None, post=None, seconds=None):
     for name, r in table.iterrows():
         out.append(f"  {name:<10} {fmt_number(r['median'])}  ({fmt_number(r[f'eti_{pct}_lo'])}, {fmt_number(r[f'eti_{pct}_hi'])})"
                    f"  r_hat {fmt_rhat(r['r_hat'])}  ess {fmt_ess(r['ess_bulk'])}/{fmt_ess(r['ess_tail'])}")
-    forecast = None
+    forecast, extra_forecast = None, None
     if forecastable(law):
         forecast = post.forecast(args.budgets, prob=prob, inputs=inputs or None)
         out.append(f"forecast (C = 6 N D FLOPs; medians with {pct} intervals of the mean law; 'new run': one run's loss; "
                    "'C / largest run': how far beyond the runs):")
         out.append(_fmt_interval_table(forecast, prob))
+        if "N_opt" in forecast and getattr(args, "discrepancy", "default") != "none":
+            from ..stacking import StackedPosterior
+            from .stacked import discrepancy_option, uncertainty_lines
+
+            disc = discrepancy_option(args)
+            parts = StackedPosterior(posteriors={law.name: post}, weights={law.name: 1.0}).forecast(
+                args.budgets, prob=prob, discrepancy=disc, seed=getattr(args, "seed", 0))
+            out.extend(uncertainty_lines(parts, prob, disc))
+            extra_forecast = parts.to_dict(orient="records")
     exponent = None
     if "alpha" in post.draws and "beta" in post.draws and law.optimum is not None:
         a = post.exponent_a()
@@ -141,6 +154,7 @@ def _run_posterior(runs, law, args, *, inputs=None, post=None, seconds=None):
         "law": law.name, "formula": law.formula, "prob": prob, "seconds": seconds, "source": runs.source,
         "parameters": table.to_dict(orient="index"),
         "forecast": None if forecast is None else forecast.to_dict(orient="records"), "exponent_a": exponent,
+        "forecast_with_extrapolation_term": extra_forecast,
         "diagnostics": diag, "settings": post.settings, "point_fit": post.point_fit,
     }
     return (0 if diag["ok"] else 1), post, summary
@@ -193,12 +207,20 @@ def _write_report(post, runs, args, *, inputs=None, data_path=None, title=None, 
 
     matplotlib.use("Agg")  # files only: no display needed
     from ..report import write_report
+    from .stacked import discrepancy_option
 
+    disc = discrepancy_option(args)
+    bt = None
+    if getattr(args, "backtest", False):
+        from ..backtests import backtest
+
+        print("backtest: fitting the runs up to each cut (default cuts), forecasting the runs beyond ...")
+        bt = backtest(post.law, runs, discrepancy=disc, seed=args.seed, progress_bar=args.show_progress)
     os.makedirs(args.out, exist_ok=True)
     if save_posterior:
         post.save(os.path.join(args.out, "posterior.nc"), overwrite=True)
     paths = write_report(post, args.out, runs=runs, budgets=args.budgets, prob=args.prob, data_path=data_path,
-                         title=title, notes=notes, inputs=inputs or None, force=True)
+                         title=title, notes=notes, inputs=inputs or None, force=True, discrepancy=disc, backtest=bt)
     print(f"wrote the report: {paths['html']} (open it in a browser), {paths['markdown']}, {paths['json']}, "
           f"{paths['figures']}/*.png" + (f", {os.path.join(args.out, 'posterior.nc')}" if save_posterior else ""))
 

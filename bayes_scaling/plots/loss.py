@@ -135,7 +135,7 @@ def plot_loss_frontier(source, budgets=None, *, runs=None, prob: float = DEFAULT
     single = vals.shape[0] == 1
     if predictive and isinstance(post, Posterior) and not single:
         idx = thin_index(post.num_chains * post.num_draws)
-        sigma = np.stack([post._sigma(c).reshape(-1)[idx] for c in C], axis=1)
+        sigma = np.stack([post.noise_scale(c).reshape(-1)[idx] for c in C], axis=1)
         # one unit noise per draw for every C: the band's quantiles are as accurate as with fresh noise at each C,
         # and smooth in C instead of jagged with Monte Carlo error
         eps = np.asarray(post._unit_noise(seed, (sigma.shape[0], 1)), float)

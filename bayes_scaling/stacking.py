@@ -1,0 +1,263 @@
+"""Law-form uncertainty: candidate laws fitted to the same runs, compared by PSIS-LOO and combined by stacking.
+
+No single law form is known to be right, and the forms disagree most where forecasts matter, far beyond the data.
+Each candidate law gets its own posterior; their predictive distributions are combined with the weights that
+maximise the leave-one-out log score of the mixture (stacking of predictive distributions, Yao, Vehtari, Simpson and
+Gelman 2018, eq. 4: ``max_w sum_i log sum_k w_k p(y_i | y_-i, law k)``, w on the simplex), where p(y_i | y_-i) is
+estimated by Pareto-smoothed importance sampling (arviz ``loo``; a Pareto k above 0.7 is reported, since the
+estimate is then unreliable). A forecast of the stack is the mixture: each law's draws in proportion to its weight,
+so that its intervals hold the spread between the laws as well as within each.
+
+Candidates (``"auto"``): Chinchilla; Chinchilla with one exponent (alpha = beta); Kaplan's L(N, D); with a unique-token
+column, the data-constrained law. A compute-only law L(C) describes the frontier, not each run, so it is not a
+candidate for runs off the frontier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .backtests import DRAW_KEYS, backtest, cut_table, score
+from .data import Runs
+from .defaults import PROB as DEFAULT_PROB
+from .diagnostics import Health
+from .laws import Law, get_law
+from .loo import PARETO_K_MAX, loo_pointwise, stacking_weights
+
+__all__ = ["candidate_laws", "StackedPosterior", "sample_stacked", "backtest_stacked"]
+
+
+def candidate_laws(runs: Runs, names: str | Sequence[str | Law] = "auto") -> list[Law]:
+    """The laws to stack: ``"auto"`` (module text) or names / laws; a law whose inputs the table lacks is refused
+    with a line naming it and the missing column."""
+    if isinstance(names, str) and names == "auto":
+        has = lambda role: getattr(runs, role, None) is not None or (role == "D" and runs.C is not None and runs.N is not None)
+        out = [get_law("chinchilla"), get_law("chinchilla").tie(beta="alpha"), get_law("kaplan")]
+        if has("U"):
+            out.append(get_law("data_constrained"))
+        return out
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    laws = []
+    for n in names:
+        law = n if isinstance(n, Law) else _law_by_spec(n)
+        for inp in law.inputs:
+            if getattr(runs, inp, None) is None and not (inp == "D" and runs.C is not None and runs.N is not None):
+                raise ValueError(f"--laws: law {law.name!r} needs {inp!r}, which {runs.source} does not have")
+        laws.append(law)
+    if len({law.name for law in laws}) < len(laws):
+        raise ValueError("--laws: a law is named twice")
+    if len(laws) < 2:
+        raise ValueError("--laws: stacking needs at least two laws (or 'auto')")
+    return laws
+
+
+def _law_by_spec(text: str) -> Law:
+    from .user_laws import load_law
+
+    name, _, tie = text.partition("[")
+    law = load_law(name)
+    if tie:  # "chinchilla[beta=alpha]"
+        pairs = dict(p.split("=", 1) for p in tie.rstrip("]").split(",") if "=" in p)
+        law = law.tie(**pairs)
+    return law
+
+
+@dataclass(frozen=True)
+class StackedPosterior:
+    """Posteriors of several laws on the same runs with their stacking weights. ``loo``: per law, elpd_loo, its
+    standard error and the worst Pareto k; ``warnings``: unreliable LOO estimates and unhealthy samplers."""
+
+    posteriors: Mapping[str, Any]
+    weights: Mapping[str, float]
+    loo: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def summary(self):
+        """One row per law: weight, elpd_loo (se), max Pareto k, sampler health."""
+        import pandas as pd
+
+        rows = [{"law": name, "weight": float(self.weights[name]), **dict(self.loo.get(name, {})),
+                 "healthy": bool(post.health().ok)} for name, post in self.posteriors.items()]
+        return pd.DataFrame(rows)
+
+    def health(self) -> Health:
+        return Health.combine({n: p.health() for n, p in self.posteriors.items()}, extra_warnings=())
+
+    def draw_counts(self, total: int) -> dict[str, int]:
+        """How many of ``total`` mixture draws each law gives (largest remainders: the counts sum to ``total``)."""
+        names = list(self.posteriors)
+        raw = np.array([self.weights[n] for n in names]) * total
+        counts = np.floor(raw).astype(int)
+        counts[np.argsort(raw - counts)[::-1][: total - counts.sum()]] += 1
+        return dict(zip(names, counts.tolist()))
+
+    def mixture(self, per_law: Mapping[str, np.ndarray], seed=0) -> np.ndarray:
+        """The stacked draws of a quantity from each law's draws ``per_law[name]`` ``(draw, ...)``: each law's
+        share drawn (with replacement) from its own."""
+        rng = np.random.default_rng(seed)
+        total = min(len(v) for v in per_law.values())
+        parts = [per_law[n][rng.integers(0, len(per_law[n]), c)] for n, c in self.draw_counts(total).items() if c]
+        return np.concatenate(parts)
+
+    def forecast(self, budgets, *, prob: float = DEFAULT_PROB, discrepancy=None, seed: int = 0):
+        """Per budget: the stack's medians and ``prob`` intervals of N_opt, D_opt, L* (the mean laws) and one new
+        run's loss at the optimum, with the extrapolation term of ``discrepancy`` (a
+        :class:`~bayes_scaling.discrepancy.Discrepancy`; None: without) at the optimum's distance beyond the runs;
+        and where the new run's uncertainty comes from, as shares of its log-loss variance: ``share_noise`` (the runs'
+        scatter), ``share_parameters`` (each law's posterior), ``share_law_form`` (between the laws' means) and
+        ``share_extrapolation`` (the discrepancy)."""
+        import pandas as pd
+
+        from . import derived
+        from .posterior import interval
+
+        budgets = derived.check_budgets(budgets)
+        per = {name: _new_run_draws(post, budgets, discrepancy, (seed, j)) for j, (name, post) in enumerate(self.posteriors.items())}
+        w = np.array([self.weights[n] for n in per])
+        rows = []
+        for i, C in enumerate(budgets):
+            row = {"budget": float(C)}
+            for q in ("N_opt", "D_opt", "L*", "L_new"):
+                if all(q in v for v in per.values()):
+                    x = self.mixture({n: v[q][:, i] for n, v in per.items()}, seed=(seed, i))
+                    row[q] = float(np.median(x))
+                    row[f"{q}_lo"], row[f"{q}_hi"] = interval(x, prob)
+            means = np.array([np.log(v["L*"][:, i]).mean() for v in per.values()])
+            parts = {"noise": w @ [v["var_noise"][i] for v in per.values()],
+                     "parameters": w @ [np.log(v["L*"][:, i]).var() for v in per.values()],
+                     "law_form": float(w @ (means - w @ means) ** 2),
+                     "extrapolation": w @ [v["var_extrap"][i] for v in per.values()]}
+            total = max(sum(parts.values()), 1e-300)
+            row |= {f"share_{k}": float(v) / total for k, v in parts.items()}
+            row["extrapolation"] = float(np.median([v["extrapolation"][i] for v in per.values()]))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _new_run_draws(post, budgets, discrepancy, seed) -> dict[str, np.ndarray]:
+    """One law's draws at ``budgets``: N_opt, D_opt, L* and a new run's loss at the optimum (noise, and the
+    discrepancy at the optimum's distance beyond the runs), with the noise's and the discrepancy's log-variance."""
+    from . import derived
+    from .discrepancy import distances
+    from .noise import noise_model, shape_from_settings
+
+    out = {k: np.asarray(v) for k, v in derived.over_draws(post.law, "frontier", post.flat(), budgets).items()}
+    rng = np.random.default_rng(seed)
+    noise = noise_model(post.settings.get("likelihood", "student_t"), legacy=True)
+    shape = shape_from_settings(post.settings)
+    unit = noise.unit(rng, shape, out["L*"].shape)
+    sig = np.stack([post.noise_scale(c).reshape(-1) for c in budgets], axis=1)
+    obs = post.observed
+    cmax = post.max_compute() or float("nan")
+    at = {"C": np.broadcast_to(budgets, out["L*"].shape)}
+    data_max = {"C": cmax}
+    for k in ("N", "D"):
+        if f"{k}_opt" in out and k in obs:
+            at[k], data_max[k] = out[f"{k}_opt"], float(np.max(obs[k]))
+    s = discrepancy.scale(distances(at, data_max)) if discrepancy is not None else np.zeros_like(out["L*"])
+    if discrepancy is not None:
+        s = s * discrepancy.multipliers(rng, s.shape[0])[:, None] * (post.noise["sigma"].reshape(-1)[:, None] if discrepancy.relative else 1.0)
+    out["L_new"] = out["L*"] * np.exp(sig * unit + s * rng.standard_normal(s.shape))
+    if noise.name == "student_t":  # closed forms where they exist (a t sample's variance converges slowly)
+        unit_var = shape / (shape - 2) if shape > 2 else float("inf")
+    elif noise.name == "gaussian":
+        unit_var = 1.0
+    else:
+        unit_var = float(np.var(noise.unit(np.random.default_rng(0), shape, 200_000)))
+    out["var_noise"] = np.mean(sig ** 2, axis=0) * unit_var
+    out["var_extrap"] = np.mean(s ** 2, axis=0)
+    out["extrapolation"] = budgets / cmax
+    return out
+
+
+def sample_stacked(runs, laws: str | Sequence = "auto", **options) -> StackedPosterior:
+    """Posteriors of each candidate law (:func:`~bayes_scaling.sampling.sample_posterior` with ``options``) and
+    their stacking weights from PSIS-LOO."""
+    from .sampling import sample_posterior
+
+    laws = candidate_laws(runs, laws)
+    posts, lpd, loo, notes = {}, [], {}, []
+    for law in laws:
+        post = sample_posterior(law, runs, **options)
+        elpd_i, k = loo_pointwise(post.log_likelihood())
+        posts[law.name] = post
+        lpd.append(elpd_i)
+        loo[law.name] = {"elpd_loo": float(elpd_i.sum()), "elpd_se": float(np.sqrt(len(elpd_i)) * elpd_i.std()),
+                         "max_pareto_k": float(np.max(k))}
+        if np.max(k) > PARETO_K_MAX:
+            notes.append(f"{law.name}: {int(np.sum(k > PARETO_K_MAX))} run(s) with Pareto k > {PARETO_K_MAX}: the LOO "
+                         "estimate is unreliable there (influential runs); its weight is uncertain")
+    w = stacking_weights(np.stack(lpd, axis=1))
+    return StackedPosterior(posteriors=posts, weights=dict(zip(posts, w.tolist())), loo=loo, warnings=tuple(notes))
+
+
+def _mix_predictive(preds: Sequence[Mapping[str, np.ndarray]], weights: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The stacked predictive of held-out runs ``rows``: each law's share of draws (evenly spaced in its own)."""
+    S = preds[0]["mu"].shape[1]
+    raw = weights * S
+    counts = np.floor(raw).astype(int)
+    counts[np.argsort(raw - counts)[::-1][: S - counts.sum()]] += 1
+    out = {}
+    for key in DRAW_KEYS:
+        out[key] = np.concatenate([p[key][rows][:, np.linspace(0, S - 1, c).round().astype(int)]
+                                   for p, c in zip(preds, counts) if c], axis=1)
+    return out
+
+
+def backtest_stacked(runs, laws: str | Sequence = "auto", *, weights: str = "loo", backtests: Mapping | None = None,
+                     **options):
+    """Backtests of each candidate law on the same cuts, and of their stack: at each cut the laws are weighed only
+    by what was known at it, ``weights="loo"`` by stacking their PSIS-LOO densities of the cut's fitted runs, or
+    ``"lfo"`` (leave future out) by stacking their log scores of the runs that earlier cuts forecast and this cut
+    has fitted (the first cut of a family falls back to LOO). ``backtests``: the laws' backtests (with ``loo=True``)
+    when already run, e.g. to compare both weightings. Returns ``(stacked, per_law, weights_table)``:
+    ``stacked`` a :class:`~bayes_scaling.backtests.Backtest` of the mixture, ``per_law`` ``{name: Backtest}``."""
+    import pandas as pd
+
+
+    if weights not in ("loo", "lfo"):
+        raise ValueError(f"weights must be 'loo' or 'lfo', not {weights!r}")
+    if backtests is None:
+        per = {law.name: backtest(law, runs, loo=True, **options) for law in candidate_laws(runs, laws)}
+    else:
+        per = dict(backtests)
+    names = list(per)
+    first = per[names[0]]
+    points = first.points.copy()
+    for n in names[1:]:
+        if len(per[n].points) != len(points) or not np.array_equal(per[n].points["run"], points["run"]):
+            raise ValueError("backtest_stacked: the laws' backtests hold different cuts (give the same cuts/levels)")
+    keys = [k for k in first.predictive if k not in DRAW_KEYS]
+    pred = {k: first.predictive[k] for k in keys}
+    parts = {k: [] for k in DRAW_KEYS}
+    order, wrows = [], []
+    for lab in dict.fromkeys(points["label"]):
+        rows = np.flatnonzero(points["label"].to_numpy() == lab)
+        fam, cut = points["family"].iloc[rows[0]], points["cut"].iloc[rows[0]]
+        earlier = (points["family"] == fam) & (points["cut"] < cut) & (points["by"] <= cut * (1 + 1e-9))
+        how = "lfo" if weights == "lfo" and earlier.any() else "loo"
+        lpd = (np.stack([per[n].points.loc[earlier, "log_score"].to_numpy() for n in names], axis=1) if how == "lfo"
+               else np.stack([per[n].train_lpd[lab] for n in names], axis=1))
+        w = stacking_weights(lpd)
+        mixed = _mix_predictive([per[n].predictive for n in names], w, rows)
+        for k in parts:
+            parts[k].append(mixed[k])
+        order.append(rows)
+        wrows.append({"family": fam, "cut": cut, "weights_from": how, **dict(zip(names, w.round(4).tolist()))})
+    idx = np.concatenate(order)
+    for k in parts:
+        pred[k] = np.concatenate(parts[k])[np.argsort(idx)]
+    stacked_points = points.copy()
+    for k, v in score(pred, first.discrepancy, first.probs).items():
+        stacked_points[k] = v
+    from dataclasses import replace
+
+    stacked = replace(first, law=None, points=stacked_points, cuts=cut_table(stacked_points, first.probs), predictive=pred,
+                      health=Health.combine({n: b.health for n, b in per.items()}), train_lpd={},
+                      settings={**first.settings, "label": "stack of " + ", ".join(names), "weights": weights})
+    return stacked, per, pd.DataFrame(wrows)

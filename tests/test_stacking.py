@@ -1,0 +1,78 @@
+"""Law-form uncertainty: candidate laws, PSIS-LOO stacking weights, the stacked forecast, ``sample --laws``.
+
+The weights are checked against arviz's own stacking (``az.compare(method="stacking")``) on the same LOO
+densities, to 1e-3 (both solve the same concave problem with different optimisers).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from bayes_scaling import get_law, load_chinchilla
+from bayes_scaling.cli import main
+from bayes_scaling.datasets import chinchilla_path
+from bayes_scaling.loo import loo_pointwise, stacking_weights
+from bayes_scaling.stacking import StackedPosterior, candidate_laws, sample_stacked
+
+
+def test_stacking_weights_match_arviz():
+    import arviz as az
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(0.1, 1.0, size=60)
+    idatas = {}
+    for k, (m, s) in enumerate([(0.0, 1.0), (0.5, 1.2), (-0.4, 0.9)]):
+        mu = m + 0.1 * rng.standard_normal((2, 200, 1))
+        ll = -0.5 * ((y - mu) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi)
+        idatas[f"m{k}"] = az.from_dict(posterior={"mu": mu[..., 0]}, log_likelihood={"y": ll})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = az.compare(idatas, method="stacking")["weight"]
+    lpd = np.stack([loo_pointwise(d.log_likelihood["y"].values)[0] for d in idatas.values()], axis=1)
+    w = stacking_weights(lpd)
+    np.testing.assert_allclose(w, [ref[n] for n in idatas], atol=1e-3)
+    # one law that predicts every run better than another takes all the weight
+    assert stacking_weights(np.stack([np.zeros(20), np.full(20, -3.0)], axis=1)).tolist() == [1.0, 0.0]
+
+
+def test_candidate_laws_and_refusals(datablations_182):
+    runs = load_chinchilla()
+    assert [law.name for law in candidate_laws(runs)] == ["chinchilla", "chinchilla[beta=alpha]", "kaplan"]
+    assert candidate_laws(datablations_182)[-1].name == "data_constrained"
+    assert [law.name for law in candidate_laws(runs, "chinchilla,chinchilla[beta=alpha]")] == ["chinchilla", "chinchilla[beta=alpha]"]
+    with pytest.raises(ValueError, match="needs 'U'"):
+        candidate_laws(runs, "chinchilla,data_constrained")
+    with pytest.raises(ValueError, match="at least two laws"):
+        candidate_laws(runs, "chinchilla")
+
+
+def test_stacked_posterior_mixes_by_weight():
+    runs = load_chinchilla()
+    sub = runs.select(np.arange(len(runs)) % 3 == 0)
+    st = sample_stacked(sub, "chinchilla,chinchilla[beta=alpha]", num_warmup=300, num_samples=300, num_chains=2)
+    assert sum(st.weights.values()) == pytest.approx(1.0)
+    assert set(st.summary()["law"]) == {"chinchilla", "chinchilla[beta=alpha]"}
+    fc = st.forecast([1e22, 1e24])
+    assert (fc["L*_lo"] < fc["L*"]).all() and (fc["L*"] < fc["L*_hi"]).all() and fc["share_law_form"].between(0, 1).all()
+    # all the weight on one law: the stack's forecast is that law's own
+    one = StackedPosterior(posteriors=st.posteriors, weights={"chinchilla": 1.0, "chinchilla[beta=alpha]": 0.0})
+    alone = st.posteriors["chinchilla"].forecast([1e24])
+    assert one.forecast([1e24])["N_opt"].iloc[0] == pytest.approx(alone["N_opt"].iloc[0], rel=0.02)
+    assert one.draw_counts(1001) == {"chinchilla": 1001, "chinchilla[beta=alpha]": 0}
+
+
+def test_cli_sample_laws(capsys):
+    path = str(chinchilla_path())
+    cols = ["--N", "Model Size", "--C", "Training FLOP"]
+    assert main(["sample", path, *cols, "--laws", "chinchilla"]) == 2
+    assert "at least two laws" in capsys.readouterr().err
+    assert main(["sample", path, *cols, "--laws", "chinchilla,data_constrained"]) == 2
+    assert "needs 'U'" in capsys.readouterr().err
+    code = main(["sample", path, *cols, "--laws", "chinchilla,kaplan", "--warmup", "200", "--draws", "200", "--chains", "2",
+                 "--budgets", "1e22"])
+    out = capsys.readouterr().out
+    assert code in (0, 1) and "stacked forecast" in out and "elpd_loo" in out and "kaplan" in out
+    assert get_law("chinchilla").tie(beta="alpha").name == "chinchilla[beta=alpha]"
