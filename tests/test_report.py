@@ -63,6 +63,11 @@ def parse(text: str) -> Page:
     return p
 
 
+# a report without a backtest: every figure but the backtest's calibration figure; its tables
+BASE_FIGURES = [name for name, _ in FIGURES if name != "calibration"]
+BASE_TABLES = {"provenance", "law", "parameters", "forecast", "uncertainty"}
+
+
 def test_demo_report_files_and_numbers(demo_report, small_posterior):
     data = json.loads((demo_report / "report.json").read_text())
     prov = data["provenance"]
@@ -83,7 +88,7 @@ def test_demo_report_files_and_numbers(demo_report, small_posterior):
     assert 4e10 < gopher["N_opt_lo"] < gopher["N_opt"] < gopher["N_opt_hi"] < 1.5e11
     plain = " ".join(data["diagnostics"]["plain"])
     assert "divergent" in plain and "predictive interval" in plain
-    assert [f["name"] for f in data["figures"]] == [name for name, _ in FIGURES]
+    assert [f["name"] for f in data["figures"]] == BASE_FIGURES
     for f in data["figures"]:
         assert (demo_report / f["file"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (demo_report / "report.md").read_text()
@@ -98,9 +103,9 @@ def test_html_is_self_contained(demo_report):
     text = (demo_report / "report.html").read_text()
     page = parse(text)
     assert page.external == [] and "<link" not in text  # nothing fetched from the network
-    assert set(page.tables) == {"provenance", "law", "parameters", "forecast"}
-    assert page.tables["forecast"] == 3 and page.tables["parameters"] >= 6
-    assert len(page.images) == len(FIGURES)
+    assert set(page.tables) == BASE_TABLES
+    assert page.tables["forecast"] == 3 and page.tables["parameters"] >= 6 and page.tables["uncertainty"] == 3
+    assert len(page.images) == len(BASE_FIGURES)
     for src in page.images:
         prefix = "data:image/png;base64,"
         assert src.startswith(prefix)
@@ -130,8 +135,8 @@ def test_report_renders_in_headless_chromium(demo_report, tmp_path):
     page = parse(res.stdout)
     # the page's load handler checked every <img> (complete, naturalWidth > 0) and wrote the result on <body>
     assert page.body.get("data-report-status") == "ok", page.body
-    assert page.body["data-images-loaded"] == page.body["data-images-total"] == str(len(FIGURES))
-    assert set(page.tables) == {"provenance", "law", "parameters", "forecast"} and page.tables["forecast"] == 3
+    assert page.body["data-images-loaded"] == page.body["data-images-total"] == str(len(BASE_FIGURES))
+    assert set(page.tables) == BASE_TABLES and page.tables["forecast"] == 3
     shot = tmp_path / "report.png"
     res = _run_chromium(browser, "--window-size=1200,2400", f"--screenshot={shot}", url)
     assert res.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
