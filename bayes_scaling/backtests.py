@@ -13,6 +13,7 @@ scores the same fits under another discrepancy without sampling again (what cali
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -162,7 +163,9 @@ def _pct(p: float) -> str:
     return f"{100 * p:g}"
 
 
+@functools.lru_cache(maxsize=32)
 def _log_mean_fn(law):
+    """The law's log-loss means over draws, compiled once per law (a law is hashable and compared by value)."""
     return jax.jit(jax.vmap(lambda p, X: law.log_loss_runs(p, X), in_axes=(0, None)))
 
 

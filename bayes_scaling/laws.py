@@ -369,11 +369,30 @@ def kaplan() -> Law:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _PowerLawFloorLoss:
+    """log(E + A x^-alpha) at the input named ``x`` (a module-level callable, so that the law pickles and compares by value)."""
+
+    x: str
+
+    def __call__(self, p, inp):
+        return _lse(jnp.log(p["A"]) - p["alpha"] * jnp.log(inp[self.x]), jnp.log(p["E"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class _PowerLawLoss:
+    """log(k x^p) at the input named ``x``."""
+
+    x: str
+
+    def __call__(self, p, inp):
+        return jnp.log(p["k"]) + p["p"] * jnp.log(inp[self.x])
+
+
 def power_law_floor(x: str = "C") -> Law:
     """Single power law with a floor: y = E + A x^-alpha (input ``x`` names a run column, default C)."""
 
-    def log_loss(p, inp):
-        return _lse(jnp.log(p["A"]) - p["alpha"] * jnp.log(inp[x]), jnp.log(p["E"]))
+    log_loss = _PowerLawFloorLoss(x)
 
     return Law(
         name="power_law_floor",
@@ -394,8 +413,7 @@ def power_law_floor(x: str = "C") -> Law:
 def power_law(x: str = "C") -> Law:
     """Pure power law y = k x^p (e.g. DeepSeek's B_opt = 0.2920 C^0.3271)."""
 
-    def log_loss(p, inp):
-        return jnp.log(p["k"]) + p["p"] * jnp.log(inp[x])
+    log_loss = _PowerLawLoss(x)
 
     return Law(
         name="power_law",

@@ -9,8 +9,10 @@ estimate is then unreliable). A forecast of the stack is the mixture: each law's
 so that its intervals hold the spread between the laws as well as within each.
 
 Candidates (``"auto"``): Chinchilla; Chinchilla with one exponent (alpha = beta); Kaplan's L(N, D); with a unique-token
-column, the data-constrained law. A compute-only law L(C) describes the frontier, not each run, so it is not a
-candidate for runs off the frontier.
+column, the data-constrained law; and on a frontier table (one run per compute budget: IsoFLOP vertices, an
+envelope) the compute-only power law with a floor, L*(C) = E + A C^-alpha, which there predicts the same losses as
+the joint laws' L*(C). Off the frontier a compute-only law cannot describe runs of one budget at different sizes,
+so it is a candidate only there (by name it is refused only when the table lacks C or N and D).
 """
 
 from __future__ import annotations
@@ -28,7 +30,38 @@ from .diagnostics import Health
 from .laws import Law, get_law
 from .loo import PARETO_K_MAX, loo_pointwise, stacking_weights
 
-__all__ = ["candidate_laws", "StackedPosterior", "sample_stacked", "backtest_stacked"]
+__all__ = ["candidate_laws", "draw_counts", "is_frontier", "StackedPosterior", "sample_stacked", "backtest_stacked"]
+
+
+def draw_counts(weights, total: int) -> np.ndarray:
+    """How many of ``total`` mixture draws each weight gives: largest remainders, so the counts sum to ``total``."""
+    raw = np.asarray(weights, float) * total
+    counts = np.floor(raw).astype(int)
+    counts[np.argsort(raw - counts)[::-1][: total - counts.sum()]] += 1
+    return counts
+
+
+#: the least share of steps along compute, within a family, in which a frontier's loss falls (and its N, where
+#: given, does not shrink): 1.0 on every Porian configuration's vertices, about 0.5 on Chinchilla's runs
+FRONTIER_MONOTONE = 0.8
+
+
+def is_frontier(runs: Runs) -> bool:
+    """Whether ``runs`` form a frontier in each family (e.g. IsoFLOP vertices N_opt, D_opt, L* per budget): one run per
+    compute budget, the loss falling and the model size not shrinking along compute in at least
+    :data:`FRONTIER_MONOTONE` of the steps. A compute-only law L(C) describes such a table as well as the joint laws."""
+    if runs.C is None or len(runs) < 3:
+        return False
+    fams = runs.family if runs.family is not None else np.zeros(len(runs))
+    for f in np.unique(fams):
+        sel = np.flatnonzero(fams == f)
+        order = sel[np.argsort(runs.C[sel])]
+        if len(order) < 3 or np.any(np.diff(np.log(runs.C[order])) < 1e-6):
+            return False
+        steps = [np.diff(runs.loss[order]) < 0] + ([np.diff(runs.N[order]) >= 0] if runs.N is not None else [])
+        if any(np.mean(s) < FRONTIER_MONOTONE for s in steps):
+            return False
+    return True
 
 
 def candidate_laws(runs: Runs, names: str | Sequence[str | Law] = "auto") -> list[Law]:
@@ -39,6 +72,8 @@ def candidate_laws(runs: Runs, names: str | Sequence[str | Law] = "auto") -> lis
         out = [get_law("chinchilla"), get_law("chinchilla").tie(beta="alpha"), get_law("kaplan")]
         if has("U"):
             out.append(get_law("data_constrained"))
+        if is_frontier(runs):
+            out.append(get_law("power_law_floor"))
         return out
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
@@ -57,13 +92,15 @@ def candidate_laws(runs: Runs, names: str | Sequence[str | Law] = "auto") -> lis
 
 
 def _law_by_spec(text: str) -> Law:
+    from .tying import parse_ties
     from .user_laws import load_law
 
     name, _, tie = text.partition("[")
     law = load_law(name)
     if tie:  # "chinchilla[beta=alpha]"
-        pairs = dict(p.split("=", 1) for p in tie.rstrip("]").split(",") if "=" in p)
-        law = law.tie(**pairs)
+        if not tie.endswith("]"):
+            raise ValueError(f"--laws {text!r}: expected LAW[NAME=OTHER,...], e.g. chinchilla[beta=alpha]")
+        law = law.tie(**parse_ties(tie[:-1].split(","), option=f"--laws {name}[...]"))
     return law
 
 
@@ -89,12 +126,9 @@ class StackedPosterior:
         return Health.combine({n: p.health() for n, p in self.posteriors.items()}, extra_warnings=())
 
     def draw_counts(self, total: int) -> dict[str, int]:
-        """How many of ``total`` mixture draws each law gives (largest remainders: the counts sum to ``total``)."""
+        """How many of ``total`` mixture draws each law gives (:func:`draw_counts`)."""
         names = list(self.posteriors)
-        raw = np.array([self.weights[n] for n in names]) * total
-        counts = np.floor(raw).astype(int)
-        counts[np.argsort(raw - counts)[::-1][: total - counts.sum()]] += 1
-        return dict(zip(names, counts.tolist()))
+        return dict(zip(names, draw_counts([self.weights[n] for n in names], total).tolist()))
 
     def mixture(self, per_law: Mapping[str, np.ndarray], seed=0) -> np.ndarray:
         """The stacked draws of a quantity from each law's draws ``per_law[name]`` ``(draw, ...)``: each law's
@@ -199,9 +233,7 @@ def sample_stacked(runs, laws: str | Sequence = "auto", **options) -> StackedPos
 def _mix_predictive(preds: Sequence[Mapping[str, np.ndarray]], weights: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
     """The stacked predictive of held-out runs ``rows``: each law's share of draws (evenly spaced in its own)."""
     S = preds[0]["mu"].shape[1]
-    raw = weights * S
-    counts = np.floor(raw).astype(int)
-    counts[np.argsort(raw - counts)[::-1][: S - counts.sum()]] += 1
+    counts = draw_counts(weights, S)
     out = {}
     for key in DRAW_KEYS:
         out[key] = np.concatenate([p[key][rows][:, np.linspace(0, S - 1, c).round().astype(int)]

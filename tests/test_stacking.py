@@ -76,3 +76,64 @@ def test_cli_sample_laws(capsys):
     out = capsys.readouterr().out
     assert code in (0, 1) and "stacked forecast" in out and "elpd_loo" in out and "kaplan" in out
     assert get_law("chinchilla").tie(beta="alpha").name == "chinchilla[beta=alpha]"
+
+
+def test_backtest_stacked_mixes_each_cut_by_what_was_known(tmp_path):
+    """The stack's predictive at each cut is the weighted mixture of the laws' own: its PIT (the mixture's CDF at the
+    held-out loss) equals the weighted PITs of the laws to Monte Carlo error (draws are subsampled evenly, 1/sqrt(S)
+    ~ 0.03 at S = 400 per law); the first cut is weighed by LOO and later ones by what earlier cuts forecast."""
+    from bayes_scaling.backtests import backtest
+    from bayes_scaling.stacking import backtest_stacked
+
+    runs = load_chinchilla()
+    sub = runs.select(np.arange(len(runs)) % 2 == 0)
+    opts = dict(cuts=[3e19, 1e20], num_warmup=200, num_samples=200, num_chains=2, loo=True, max_draws=400)
+    per = {name: backtest(name, sub, **opts) for name in ("chinchilla", "kaplan")}
+    st, per2, wt = backtest_stacked(sub, "chinchilla,kaplan", weights="lfo", backtests=per)
+    assert list(per2) == ["chinchilla", "kaplan"] and list(wt["weights_from"]) == ["loo", "lfo"]
+    assert np.allclose(wt[["chinchilla", "kaplan"]].sum(axis=1), 1.0)
+    assert st.name == "stack of chinchilla, kaplan" and len(st.points) == len(per["kaplan"].points)
+    for lab, (_, w) in zip(dict.fromkeys(st.points["label"]), wt.iterrows()):
+        rows = (st.points["label"] == lab).to_numpy()
+        mixed = w["chinchilla"] * per["chinchilla"].points.loc[rows, "pit"] + w["kaplan"] * per["kaplan"].points.loc[rows, "pit"]
+        np.testing.assert_allclose(st.points.loc[rows, "pit"], mixed, atol=0.06)
+    with pytest.raises(ValueError, match="different cuts"):
+        backtest_stacked(sub, "chinchilla,kaplan", backtests={"a": per["chinchilla"], "b": backtest("kaplan", sub, **{**opts, "cuts": [1e20]})})
+
+
+def test_cli_backtest_laws(capsys, tmp_path):
+    path = str(chinchilla_path())
+    cols = ["--N", "Model Size", "--C", "Training FLOP"]
+    for extra, msg in ((["--laws", "chinchilla,data_constrained"], "needs 'U'"), (["--laws", "chinchilla[beta]"], "NAME=OTHER"),
+                       (["--laws", "chinchilla,kaplan", "--tie", "beta=alpha"], "drop --tie")):
+        assert main(["backtest", path, *cols, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
+    out_json = tmp_path / "bt.json"
+    code = main(["backtest", path, *cols, "--laws", "chinchilla,chinchilla[beta=alpha]", "--cuts", "1e21",
+                 "--warmup", "200", "--draws", "200", "--chains", "2", "--json", str(out_json)])
+    out = capsys.readouterr().out
+    assert code in (0, 1) and "stack of chinchilla, chinchilla[beta=alpha]" in out
+    import json
+
+    res = json.loads(out_json.read_text())
+    assert set(res["laws"]) == {"chinchilla", "chinchilla[beta=alpha]"} and res["weights"][0]["weights_from"] == "loo"
+    assert res["pooled"]["held_out"] == res["laws"]["chinchilla"]["held_out"] > 0
+
+
+def test_compute_only_law_is_a_candidate_on_a_frontier_table():
+    """On a frontier table (one run per budget: IsoFLOP vertices) the compute-only L*(C) = E + A C^-alpha predicts
+    the same losses as the joint laws and joins the candidates; on runs of many sizes per budget it does not."""
+    import pandas as pd
+    from conftest import data
+
+    from bayes_scaling import load_runs
+    from bayes_scaling.stacking import is_frontier
+
+    optima = pd.read_csv(data("isoflop_optima.csv")).dropna(subset=["n_star"])
+    frontier = load_runs(optima, N="n_star", D="t_star", C="flops", loss="loss_star",
+                         family=["dataset", "hparams", "warmup", "decay", "param_count", "loss_split"])
+    assert is_frontier(frontier) and not is_frontier(load_chinchilla())
+    assert [law.name for law in candidate_laws(frontier)][-1] == "power_law_floor"
+    assert "power_law_floor" not in [law.name for law in candidate_laws(load_chinchilla())]
+    assert candidate_laws(load_chinchilla(), "chinchilla,power_law_floor")[1].inputs == ("C",)

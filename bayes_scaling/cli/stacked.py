@@ -25,6 +25,23 @@ def discrepancy_option(args):
         raise UsageError(f"--discrepancy {choice}: not a saved discrepancy ({type(err).__name__}: {err})") from None
 
 
+def laws_option(args, runs, *, one_table: bool):
+    """``--laws``: the candidate laws (:func:`~bayes_scaling.stacking.candidate_laws`), refused with one line when a
+    law is unknown or its inputs are missing, or when combined with options that belong to one law (and, where the
+    stack is sampled on ``one_table``, with --family and --out)."""
+    from ..stacking import candidate_laws
+
+    bad = [opt for opt, on in (("--family", one_table and args.family), ("--out", one_table and args.out),
+                               ("--tie", args.tie), ("--fix", args.fix), ("--x", args.x)) if on]
+    if bad:
+        raise UsageError(f"--laws stacks whole laws: drop {', '.join(bad)} (name a tied law in the list instead, "
+                         "e.g. --laws chinchilla,chinchilla[beta=alpha])")
+    try:
+        return candidate_laws(runs, args.laws)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def uncertainty_lines(fc, prob, disc) -> list[str]:
     """One new run's loss at each budget's optimum with every source of uncertainty, and the shares of its
     log-variance: noise, parameters, law form, extrapolation."""
@@ -39,18 +56,12 @@ def uncertainty_lines(fc, prob, disc) -> list[str]:
 
 
 def run_stacked(runs, args) -> int:
-    from ..stacking import candidate_laws, sample_stacked
+    from ..stacking import sample_stacked
 
-    if args.family or args.out or args.tie or args.fix or args.x:
-        raise UsageError("--laws stacks whole laws on one table: drop --family, --out, --tie, --fix and --x "
-                         "(name a tied law in the list instead, e.g. --laws chinchilla,chinchilla[beta=alpha])")
-    try:
-        laws = candidate_laws(runs, args.laws)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    laws = laws_option(args, runs, one_table=True)
     print(runs.describe())
     print(f"stacking {len(laws)} laws: " + "; ".join(f"{law.name}: {law.formula}" for law in laws))
-    st = sample_stacked(runs, laws, progress_bar=args.show_progress, **posterior_options(args))
+    st = sample_stacked(runs, laws, progress_bar=args.show_progress, **posterior_options(args, single=True))
     table = st.summary()
     rows = [[r["law"], f"{r['weight']:.3f}", f"{r['elpd_loo']:.1f} ({r['elpd_se']:.1f})", f"{r['max_pareto_k']:.2f}",
              "yes" if r["healthy"] else "NO"] for _, r in table.iterrows()]
