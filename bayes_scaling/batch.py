@@ -222,6 +222,7 @@ def fit_point_batch(
     prior: bool = False,
     delta: float = 1e-3,
     nu: float | None = None, k: float | None = None, noise_scale: float = NOISE_SCALE, priors: Any = None,
+    noise_prior: str = "half_normal",
     starts: Any = None,
     strategy: str = "auto",
     num_polish: int | None = 32,
@@ -264,7 +265,7 @@ def fit_point_batch(
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     X, logy, mask = _arrays(batch, law, dtype)
     theta0s = start_array(law, starts, num_noise)
-    hyper = hyper_params(dtype, delta=delta, shape=shape, noise_scale=noise_scale, gtol=gtol, ftol=ftol)
+    hyper = hyper_params(dtype, delta=delta, shape=shape, noise_scale=noise_scale, gtol=gtol, ftol=ftol, noise_prior=noise_prior)
     F = batch.num_families
     num_starts = len(theta0s)
     static = dict(law=law, kind=kind, prior=prior, max_steps=int(max_steps))

@@ -26,7 +26,7 @@ from numpyro.distributions import constraints
 
 from .defaults import FAR_EXTRAPOLATION
 
-__all__ = ["check_sampler_size", "runs_sha256", "available_memory", "min_runs", "check_run_count",
+__all__ = ["check_sampler_size", "runs_sha256", "available_memory", "min_runs", "small_design", "check_run_count",
            "data_warnings", "fit_warnings", "extrapolation_warnings",
            "explained_share", "FAR_EXTRAPOLATION", "PERPLEXITY_LIKE"]
 
@@ -59,6 +59,13 @@ def _what(kind: str) -> str:
             "posterior": "a posterior"}[kind]
 
 
+def small_design(num_runs: int, law) -> bool:
+    """Whether ``num_runs`` make a small design for ``law``: at most twice its free parameters (five runs for
+    Chinchilla's five, or its tied form's four). Its posterior is allowed and flagged; the sampler then uses the small
+    design's noise prior and longer chains (:func:`~bayes_scaling.sampling.sample_posterior`)."""
+    return num_runs <= 2 * law.num_free
+
+
 def check_run_count(num_runs: int, law, kind: str, source: str = "") -> list[str]:
     """Raise ``ValueError`` (one line, saying what was counted) when ``num_runs`` is below :func:`min_runs`;
     return the warning for a MAP fit or posterior with runs <= the law's parameters (else ``[]``)."""
@@ -75,6 +82,10 @@ def check_run_count(num_runs: int, law, kind: str, source: str = "") -> list[str
     if kind in ("map", "posterior") and num_runs <= law.num_free:
         return [f"{num_runs} runs for law {law.name!r}'s {_count_text(law)} (noise not counted): the priors, not the runs, "
                 "decide part of this answer; add runs before trusting it"]
+    if kind == "posterior" and small_design(num_runs, law):
+        return [f"small design: {num_runs} runs for law {law.name!r}'s {_count_text(law)}, plus the noise: the priors "
+                "decide part of this answer (the noise's most of all); backtest it (bayes-scaling backtest) and add runs "
+                "before trusting a forecast"]
     return []
 
 

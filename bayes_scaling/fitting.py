@@ -150,7 +150,8 @@ def objective_function(law: Law, kind: str = "huber_loss", *, prior: bool = Fals
         if kind == "huber_loss":
             return jnp.sum(mask * huber(logy - law.log_loss_runs(params, X), hyper["delta"]))
         return -log_joint(law, params, jnp.exp(theta[k]), X, logy, mask, likelihood=kind, shape=hyper["shape"],
-                          noise_scale=hyper["noise_scale"], prior=prior, centred=centred, inside=inside)
+                          noise_scale=hyper["noise_scale"], prior=prior, centred=centred, inside=inside,
+                          small_noise=hyper.get("small_noise", 0.0))
 
     return f
 
@@ -224,13 +225,15 @@ def start_array(law: Law, starts, num_noise: int) -> np.ndarray:
     return theta0s
 
 
-def hyper_params(dtype, *, delta=1e-3, shape=4.0, noise_scale=NOISE_SCALE, gtol=None, ftol=None) -> dict:
+def hyper_params(dtype, *, delta=1e-3, shape=4.0, noise_scale=NOISE_SCALE, gtol=None, ftol=None,
+                 noise_prior: str = "half_normal") -> dict:
     """The objective's and stopping rule's constants as arrays of ``dtype`` (defaults per dtype)."""
     g_def, f_def = default_tols(dtype)
     return {
         "delta": jnp.asarray(delta, dtype),
         "shape": jnp.asarray(shape, dtype),
         "noise_scale": jnp.asarray(noise_scale, dtype),
+        "small_noise": jnp.asarray(1.0 if noise_prior == "small_design" else 0.0, dtype),
         "gtol": jnp.asarray(g_def if gtol is None else gtol, dtype),
         "ftol": jnp.asarray(f_def if ftol is None else ftol, dtype),
     }
@@ -244,6 +247,7 @@ def fit_point(
     prior: bool = False,
     delta: float = 1e-3,
     nu: float | None = None, k: float | None = None, noise_scale: float = NOISE_SCALE, priors: Any = None,
+    noise_prior: str = "half_normal",
     starts: Any = None,
     strategy: str = "auto",
     num_polish: int | None = 32,
@@ -258,7 +262,8 @@ def fit_point(
     objective:  ``"huber_loss"`` (default: the Hoffmann/Epoch protocol, with ``delta``) or a likelihood
                 (``"student_t"`` with ``nu``, ``"gaussian"``, ``"huber_density"`` with ``k``); ``prior=True`` makes a
                 likelihood fit the MAP of the posterior's own model (the law's priors, or ``priors``, and
-                sigma ~ HalfNormal(``noise_scale``)).
+                sigma ~ HalfNormal(``noise_scale``), or with ``noise_prior="small_design"`` the small design's LogNormal,
+                :data:`~bayes_scaling.model.SMALL_DESIGN_NOISE`).
 
     strategy:   where L-BFGS starts from. ``"varpro"``: variable projection (:mod:`bayes_scaling.varpro`): the
                 coefficients the law is linear in (Chinchilla: E, A, B) solved in closed form on a 256-point
@@ -298,7 +303,7 @@ def fit_point(
     X = {k: jnp.asarray(v, dtype) for k, v in runs.inputs(law.inputs).items()}
     logy = jnp.asarray(np.log(runs.loss), dtype)
     mask = jnp.asarray(np.ones(logy.shape), dtype)
-    hyper = hyper_params(dtype, delta=delta, shape=shape, noise_scale=noise_scale, gtol=gtol, ftol=ftol)
+    hyper = hyper_params(dtype, delta=delta, shape=shape, noise_scale=noise_scale, gtol=gtol, ftol=ftol, noise_prior=noise_prior)
     notes = list(runs.notes)
     if use_varpro(law, strategy, starts, kind, num_polish, dtype):
         grid = varpro.nonlinear_grid(law)

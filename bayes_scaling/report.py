@@ -33,6 +33,7 @@ import numpy as np
 
 from .defaults import BUDGETS as DEFAULT_BUDGETS
 from .html_page import figure_html, html_list_item, page_start
+from .model import noise_prior_text
 from .noise import noise_model, shape_from_settings, shape_settings
 from .report_sections import backtest_data, backtest_table, in_short_lines, uncertainty_data, uncertainty_table
 from .tables import fmt_number, fmt_times
@@ -185,7 +186,7 @@ def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9,
                         "fixed": law.fixed_values.get(p.name)} for p in law.params],
     }
     noise = {"likelihood": s.get("likelihood"), **shape_settings(s.get("likelihood"), shape_from_settings(s)),
-             "sigma_prior": f"HalfNormal({s.get('noise_scale', 0.1)})",
+             "sigma_prior": noise_prior_text(s.get("noise_prior", "half_normal"), s.get("noise_scale", 0.1)),
              "varies_with_compute": s.get("noise_varies_with_compute"),
              "description": _noise_words(s)}
     sampler = {k: s.get(k) for k in ("num_chains", "num_warmup", "num_samples", "seed", "target_accept", "dense_mass",
@@ -232,7 +233,7 @@ def _noise_words(s) -> str:
         kind = str(lik)
     scale = ("sigma x exp(gamma (log C - mean log C)), gamma ~ Normal(0, 0.5): the noise may grow or shrink with compute"
              if s.get("noise_varies_with_compute") else "a constant sigma")
-    return f"{kind} noise on log loss with scale {scale}; sigma ~ HalfNormal({s.get('noise_scale', 0.1)})"
+    return f"{kind} noise on log loss with scale {scale}; sigma ~ {noise_prior_text(s.get('noise_prior', 'half_normal'), s.get('noise_scale', 0.1))}"
 
 
 def _exponent_a(post, prob):

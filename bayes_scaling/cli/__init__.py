@@ -206,9 +206,11 @@ def _add_sampler_opts(p):
                    help="with --likelihood huber_density: the Huber density's threshold in sigmas (default 1.345)")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
     p.add_argument("--warmup", type=int, default=1000, help="warm-up iterations per chain (default 1000)")
-    p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
+    p.add_argument("--draws", type=int, default=None,
+                   help="draws per chain (default 1000; 4000 for one posterior of a small design, runs <= 2 x parameters)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical draws")
-    p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9)")
+    p.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance (default 0.9; 0.95 for one posterior of a small design)")
     p.add_argument("--discrepancy", default="default", metavar="default|none|FILE.json",
                    help="the extrapolation term added to a new run's forecast: the package's calibration on backtests "
                         "(default), none, or a saved one")

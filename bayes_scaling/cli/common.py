@@ -170,29 +170,33 @@ def _check_noise_shape(args) -> None:
 
 
 def check_sampler_args(args) -> None:
-    from ..sampling import check_sampler_size
+    from ..sampling import SMALL_DESIGN_DRAWS, check_sampler_size
 
     if not 0 < args.prob < 1:
         raise UsageError(f"--prob {args.prob}: must be between 0 and 1")
     for name in ("chains", "warmup", "draws"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1")
-    if args.draws < 4:
+    if args.draws is not None and args.draws < 4:
         raise UsageError("--draws must be at least 4 (R-hat and ESS need them)")
-    if not 0 < args.target_accept < 1:
+    if args.target_accept is not None and not 0 < args.target_accept < 1:
         raise UsageError("--target-accept must be between 0 and 1")
     if hasattr(args, "likelihood"):  # loss-law posteriors (sample, report, demo): the likelihood's shape
         _check_noise_shape(args)
     try:  # before any work: draws that cannot fit in memory (the runs are counted again once the table is read)
-        check_sampler_size(args.chains, args.warmup, args.draws, 16)
+        check_sampler_size(args.chains, args.warmup, args.draws or SMALL_DESIGN_DRAWS, 16)
     except ValueError as err:
         raise UsageError(f"--draws {args.draws} / --chains {args.chains}: {err}") from None
 
 
-def posterior_options(args) -> dict:
-    """The sampler options of ``sample``/``report``/``demo`` as the keywords of sample_posterior(_batch)."""
-    return dict(likelihood=args.likelihood, nu=args.nu, k=args.k, num_warmup=args.warmup, num_samples=args.draws, num_chains=args.chains,
-                seed=args.seed, target_accept=args.target_accept,
+def posterior_options(args, single: bool = False) -> dict:
+    """The sampler options of ``sample``/``report``/``demo`` as the keywords of sample_posterior(_batch). Draws and
+    target acceptance left unset stay None for ``single`` posteriors (sample_posterior then chooses, longer for a
+    small design) and are 1000 and 0.9 for batches."""
+    draws = args.draws if args.draws is not None or single else 1000
+    target = args.target_accept if args.target_accept is not None or single else 0.9
+    return dict(likelihood=args.likelihood, nu=args.nu, k=args.k, num_warmup=args.warmup, num_samples=draws, num_chains=args.chains,
+                seed=args.seed, target_accept=target,
                 noise_varies_with_compute={"auto": None, "constant": False, "compute": True}[args.noise])
 
 

@@ -91,13 +91,17 @@ def cmd_demo(args) -> int:
 
 
 def _sample(runs, law, args):
-    from ..sampling import sample_posterior
+    from ..checks import small_design
+    from ..sampling import sample_posterior, small_design_settings
 
-    total = args.chains * (args.warmup + args.draws)
-    print(f"sampling the posterior: NUTS, {args.chains} chains x ({args.warmup} warm-up + {args.draws} draws), "
-          f"{args.likelihood} noise on log loss, seed {args.seed} ({total} iterations)...", flush=True)
+    small = small_design(len(runs), law)
+    draws = small_design_settings(small, "auto", None, args.draws, args.target_accept)[2]
+    total = args.chains * (args.warmup + draws)
+    print(f"sampling the posterior: NUTS, {args.chains} chains x ({args.warmup} warm-up + {draws} draws), "
+          f"{args.likelihood} noise on log loss, seed {args.seed} ({total} iterations)"
+          + (", small design: longer chains and the small design's noise prior" if small else "") + "...", flush=True)
     t0 = time.perf_counter()
-    post = sample_posterior(law, runs, **posterior_options(args))
+    post = sample_posterior(law, runs, **posterior_options(args, single=True))
     return post, time.perf_counter() - t0
 
 
