@@ -37,7 +37,7 @@ import numpyro.distributions as dist
 from ..draws import Draws, FromSampler, quantiles, sample_model
 from ..posterior import DEFAULT_PROB
 
-__all__ = ["PowerLawPosterior", "fit_power_law", "hyperparam_law", "sweep_optima"]
+__all__ = ["PowerLawPosterior", "fit_power_law", "hyperparam_law", "optima_points", "sweep_optima"]
 
 
 def power_law_model(X, logy, logy_sd, mask, center):
@@ -202,11 +202,22 @@ def hyperparam_law(sweep, *, target: str, by: Sequence[str] = ("C",), loss: str 
     only to within the sweep's grid: with ``select="optimum"`` each point carries a standard error of
     (grid step in log target) / sqrt(12) unless ``y_sd`` is given. ``options`` go to
     :func:`fit_power_law`. ``sweep``: a DataFrame or a CSV/TSV/Parquet path; bad values raise naming column and row."""
+    x, y, y_sd = optima_points(sweep, target=target, by=by, loss=loss, select=select, tol=tol,
+                               sep=options.pop("sep", None), name=options.pop("name", None))
+    if "y_sd" not in options and y_sd is not None:
+        options = dict(options, y_sd=y_sd)
+    return fit_power_law(x, y, **options)
+
+
+def optima_points(sweep, *, target: str, by: Sequence[str] = ("C",), loss: str = "loss", select: str = "optimum",
+                  tol: float = 0.0025, sep=None, name=None):
+    """What :func:`hyperparam_law` fits: ``(x, y, y_sd)``, the inputs ``{by: (point,)}``, the target's values at
+    the per-budget optima (or the near-optimal rows) and, for optima, their grid standard errors (else None)."""
     import pandas as pd
 
     from ..data import missing_column, read_table
 
-    sweep, source, _ = read_table(sweep, sep=options.pop("sep", None), name=options.pop("name", None))  # CSV/TSV/Parquet
+    sweep, source, _ = read_table(sweep, sep=sep, name=name)  # CSV/TSV/Parquet
     sweep = sweep.reset_index(drop=True)
     if len(sweep) == 0:
         raise ValueError(f"{source}: the table is empty")
@@ -224,14 +235,13 @@ def hyperparam_law(sweep, *, target: str, by: Sequence[str] = ("C",), loss: str 
         vals = np.sort(g[target].unique())
         if best in (vals[0], vals[-1]) and len(vals) > 2:
             warnings.warn(f"{source}: budget {_label(by, key)}: the best {target} ({best:g}) is at the "
-                          "edge of the sweep; the optimum may lie outside it", stacklevel=2)
+                          "edge of the sweep; the optimum may lie outside it", stacklevel=3)
         grid_sd.append(_grid_sd(np.log(vals), np.log(best)))
-    if select == "optimum" and "y_sd" not in options:
-        # a budget's best run locates its optimum only to within the sweep's grid: uniform within half a grid
-        # step either side, sd = step / sqrt(12) in log space. Without it, optima laid out exactly on a power law
-        # (a sweep grid scaled along the law) make the scatter's posterior collapse to 0 and NUTS fail.
-        options = dict(options, y_sd=np.asarray(grid_sd))
-    return fit_power_law({b: rows[b].to_numpy(float) for b in by}, rows[target].to_numpy(float), **options)
+    # a budget's best run locates its optimum only to within the sweep's grid: uniform within half a grid
+    # step either side, sd = step / sqrt(12) in log space. Without it, optima laid out exactly on a power law
+    # (a sweep grid scaled along the law) make the scatter's posterior collapse to 0 and NUTS fail.
+    y_sd = np.asarray(grid_sd) if select == "optimum" else None
+    return {b: rows[b].to_numpy(float) for b in by}, rows[target].to_numpy(float), y_sd
 
 
 def _grid_sd(logv: np.ndarray, logbest: float) -> float:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..tables import fmt_number, format_columns
 from .common import UsageError, check_sampler_args, check_writable, load_law_and_runs, posterior_options, write_json
-from .stacked import discrepancy_option
+from .stacked import discrepancy_option, laws_option
 
 _ROLES = ("C", "N", "D", "U", "steps", "batch_size")
 
@@ -36,6 +36,10 @@ def add_backtest_command(sub, add_table_opts, add_sampler_opts) -> None:
     bt.add_argument("--isoflop", action="store_true",
                     help="backtest the IsoFLOP method instead: per configuration (--family COLS), fit the budgets up to the "
                          "k-th, forecast N_opt at the next budget, compare with that budget's own vertex")
+    bt.add_argument("--hyperparam", metavar="COLUMN", default=None,
+                    help="backtest an optimal-hyperparameter law instead: RUNS is a sweep (one row per run), COLUMN the "
+                         "hyperparameter (e.g. lr); per budget (--by, default the C column) its best-loss value, fitted as "
+                         "a power law of the budget up to each cut, the larger budgets' optima forecast")
     bt.add_argument("--out", metavar="DIR", default=None, help="write DIR/backtest.md, points.csv, cuts.csv and calibration.png")
     bt.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-': stdout)")
     bt.add_argument("--force", action="store_true", help="overwrite existing output files")
@@ -86,6 +90,8 @@ def cmd_backtest(args) -> int:
     _check(args)
     if args.isoflop:
         return _isoflop(args)
+    if args.hyperparam:
+        return _hyperparam(args)
     law, runs, _ = load_law_and_runs(args)
     disc = discrepancy_option(args)
     by = _by_values(args, runs)
@@ -94,15 +100,9 @@ def cmd_backtest(args) -> int:
     kw = dict(by=by, cuts=args.cuts, levels=args.levels, probs=args.probs, discrepancy=disc, progress_bar=args.show_progress, **opts)
     per, weights = {}, None
     if args.laws:
-        from ..stacking import backtest_stacked, candidate_laws
+        from ..stacking import backtest_stacked
 
-        if args.tie or args.fix or args.x:
-            raise UsageError("--laws backtests whole laws: drop --tie, --fix and --x (name a tied law in the list instead, "
-                             "e.g. --laws chinchilla,chinchilla[beta=alpha])")
-        try:
-            laws = candidate_laws(runs, args.laws)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
+        laws = laws_option(args, runs, one_table=False)
         bt, per, weights = backtest_stacked(runs, laws, weights=args.weights, **kw)
     else:
         bt = backtest(law, runs, **kw)
@@ -169,6 +169,47 @@ def _isoflop(args) -> int:
         print(f"wrote {os.path.join(args.out, 'isoflop_backtest.csv')}")
     if not res["healthy"].all():
         print(f"FLAGGED: the sampler is unhealthy in {int((~res['healthy']).sum())} of {len(res)} cut fits (more --draws helps)")
+        return 1
+    return 0
+
+
+def _hyperparam(args) -> int:
+    import warnings
+
+    from ..analyses.power_law_backtest import backtest_hyperparam, pooled_coverage
+
+    if args.laws or args.isoflop:
+        raise UsageError("--hyperparam backtests one hyperparameter law: drop --laws and --isoflop")
+    budget = {"C": args.col_C, "N": args.col_N, "D": args.col_D}.get(args.by, args.by)
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # edge-of-sweep notes per budget; the health column says what matters
+            pts = backtest_hyperparam(args.runs, target=args.hyperparam, by=(budget,), loss=args.col_loss, cuts=args.cuts,
+                                      levels=args.levels, probs=args.probs, seed=args.seed, num_warmup=args.warmup,
+                                      num_samples=args.draws, num_chains=args.chains, target_accept=args.target_accept,
+                                      sep=args.sep)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    cov = pooled_coverage(pts, args.probs)
+    held = ", ".join(f"{100 * p:g}%: {100 * cov[f'coverage_{100 * p:g}']:.0f}%" for p in args.probs)
+    p = f"{100 * max(args.probs):g}"
+    out = [f"In short: backtest of the optimal {args.hyperparam} as a power law of {budget} ({args.runs}): {len(pts)} "
+           f"held-out optima over {cov['cuts']} cut(s) ({time.perf_counter() - t0:.0f} s); held by the intervals: {held}; "
+           f"median |error| {cov['median_abs_error_%']:.1f}%; farthest forecast {pts['extrapolation'].max():.3g}x the "
+           "largest fitted budget"]
+    head = ["cut", "fitted", budget, f"optimal {args.hyperparam}", "forecast", f"held at {p}%", "PIT", "healthy"]
+    rows = [[fmt_number(r["cut"]), str(r["fitted"]), fmt_number(r[budget]), fmt_number(r["observed"]), fmt_number(r["forecast"]),
+             "yes" if r[f"inside_{p}"] else "NO", f"{r['pit']:.2f}", "yes" if r["healthy"] else "no"] for _, r in pts.iterrows()]
+    out.append(format_columns(head, rows))
+    print("\n".join(out))
+    write_json({"hyperparam": args.hyperparam, "pooled": cov, "points": pts.to_dict(orient="records")}, args)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        pts.to_csv(os.path.join(args.out, "hyperparam_backtest.csv"), index=False)
+        print(f"wrote {os.path.join(args.out, 'hyperparam_backtest.csv')}")
+    if not pts["healthy"].all():
+        print("FLAGGED: the sampler is unhealthy in some cut fits (more --draws helps)")
         return 1
     return 0
 
