@@ -30,12 +30,10 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from bench_point_fit import machine  # noqa: E402
+from calibrate_discrepancy import DATA, PORIAN_CONFIG  # noqa: E402
 
 from bayes_scaling.analyses.batch_size import critical_batch_size  # noqa: E402
 from bayes_scaling.analyses.power_law_backtest import backtest_power_law, pooled_coverage  # noqa: E402
-
-DATA = ROOT / "tests" / "data"
-PORIAN_CONFIG = ["dataset", "hparams", "warmup", "decay", "param_count", "loss_split"]
 
 
 def main(argv=None):

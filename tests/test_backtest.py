@@ -166,7 +166,7 @@ def test_cli_isoflop_backtest(capsys, tmp_path):
 def test_power_law_backtest_covers_simulated_optima():
     """Optima drawn from a known power law (y = 0.3 C^0.33, scatter tau = 0.05 in log, each optimum measured with a
     log-sd of 0.03): the held-out optima beyond each cut lie in their 90% predictive intervals about 90% of the time
-    (36 held-out points; the binomial sd of the share is 0.05, so [0.75, 1] is a 3-sd band), and the table says
+    (30 held-out points; the binomial sd of the share is 0.055, so [0.75, 1] is a 3-sd band), and the table says
     what was fitted and how far each forecast reached."""
     from bayes_scaling.analyses.power_law_backtest import backtest_hyperparam, backtest_power_law, pooled_coverage
 
