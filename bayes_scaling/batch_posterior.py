@@ -82,9 +82,10 @@ class BatchPosterior:
 
 def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: float | str | None = None, k: float | None = None,
                            priors: Mapping[str, Any] | None = None, noise_scale: float = NOISE_SCALE,
-                           noise_varies_with_compute: bool | None = None, num_warmup: int = 1000, num_samples: int = 1000,
-                           num_chains: int = 4, chain_method: str = "auto", dense_mass: bool = True,
-                           target_accept: float = 0.9, max_tree_depth: int = 10, seed: int = 0, init_scale: float = 1.0,
+                           noise_varies_with_compute: bool | None = None, noise_prior: str = "auto",
+                           num_warmup: int | None = None, num_samples: int | None = None, num_chains: int = 4,
+                           chain_method: str = "auto", dense_mass: bool = True,
+                           target_accept: float | None = None, max_tree_depth: int = 10, seed: int = 0, init_scale: float = 1.0,
                            regularize_mass_matrix: bool = False, progress_bar: bool = False,
                            family_chunk: int | None = None, devices: int | None = None) -> BatchPosterior:
     """NUTS for every family of ``runs`` in one compiled call (families one after another on CPU, vmapped
@@ -97,20 +98,22 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: floa
     families are what is spread over the devices.
     With several devices the families are sharded over them (``devices``: how many, default all; on CPU
     ``jax.config.update("jax_num_cpu_devices", os.cpu_count())`` before JAX first runs puts one on each
-    core; the CLI does this). ``family_chunk``: families vmapped together on each device."""
+    core; the CLI does this). ``family_chunk``: families vmapped together on each device. A small design's settings
+    apply under ``noise_prior="auto"`` when every family is one (one model serves the batch); in a mixed batch its
+    small families keep the usual settings, flagged."""
     if progress_bar and not progress.active():
         with progress.reporting():
             return sample_posterior_batch(
                 law, runs, likelihood=likelihood, nu=nu, k=k, priors=priors, noise_scale=noise_scale,
-                noise_varies_with_compute=noise_varies_with_compute, num_warmup=num_warmup, num_samples=num_samples,
-                num_chains=num_chains, chain_method=chain_method, dense_mass=dense_mass, target_accept=target_accept,
-                max_tree_depth=max_tree_depth, seed=seed, init_scale=init_scale,
+                noise_varies_with_compute=noise_varies_with_compute, noise_prior=noise_prior, num_warmup=num_warmup,
+                num_samples=num_samples, num_chains=num_chains, chain_method=chain_method, dense_mass=dense_mass,
+                target_accept=target_accept, max_tree_depth=max_tree_depth, seed=seed, init_scale=init_scale,
                 regularize_mass_matrix=regularize_mass_matrix, family_chunk=family_chunk, devices=devices)
     import time
 
     from .model import make_model, noise_inputs
     from .posterior import assemble
-    from .sampling import posterior_settings, resolve_chain_method, sample_families
+    from .sampling import posterior_settings, resolve_chain_method, sample_families, small_design_settings
 
     law = get_law(law)
     runs = as_runs(runs)
@@ -124,12 +127,16 @@ def sample_posterior_batch(law, runs, *, likelihood: str = "student_t", nu: floa
                          "'vectorized' ('auto' picks); 'parallel' (a chain per device) does not apply, the families are "
                          "what is spread over the devices") from None
     key = as_key(seed)  # a seed that is neither an int nor a key is refused before any work
+    sizes = [n for _, n in runs.family_sizes() if n >= checks.min_runs(law, "posterior")]
+    small = bool(sizes) and all(checks.small_design(n, law) for n in sizes)
+    noise_prior, noise_varies_with_compute, num_warmup, num_samples, target_accept = small_design_settings(
+        small, noise_prior, noise_varies_with_compute, num_warmup, num_samples, target_accept)
     vary, names = noise_inputs(law, runs, noise_varies_with_compute)
     check_sampler_size(num_chains, num_warmup, num_samples, len(law.params) + 3 + max((n for _, n in runs.family_sizes()), default=0))
     skipped = too_small_families(runs, law, "posterior")
     batch = make_batch(runs, names=names, min_runs=checks.min_runs(law, "posterior"))
     model = make_model(law, likelihood=likelihood, nu=nu, k=k, priors=priors, noise_scale=noise_scale,
-                       noise_varies_with_compute=vary)
+                       noise_varies_with_compute=vary, noise_prior=noise_prior)
     t0 = time.perf_counter()
     family_keys = np.stack([np.asarray(jax.random.fold_in(key, i)) for i in range(batch.num_families)])
     fits, samples, stats, centers, laplace = sample_families(

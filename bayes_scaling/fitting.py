@@ -246,8 +246,7 @@ def fit_point(
     objective: str = "huber_loss",
     prior: bool = False,
     delta: float = 1e-3,
-    nu: float | None = None, k: float | None = None, noise_scale: float = NOISE_SCALE, priors: Any = None,
-    noise_prior: str = "half_normal",
+    nu: float | None = None, k: float | None = None, noise_scale: float = NOISE_SCALE, priors: Any = None, noise_prior: str = "half_normal",
     starts: Any = None,
     strategy: str = "auto",
     num_polish: int | None = 32,
@@ -262,8 +261,7 @@ def fit_point(
     objective:  ``"huber_loss"`` (default: the Hoffmann/Epoch protocol, with ``delta``) or a likelihood
                 (``"student_t"`` with ``nu``, ``"gaussian"``, ``"huber_density"`` with ``k``); ``prior=True`` makes a
                 likelihood fit the MAP of the posterior's own model (the law's priors, or ``priors``, and
-                sigma ~ HalfNormal(``noise_scale``), or with ``noise_prior="small_design"`` the small design's LogNormal,
-                :data:`~bayes_scaling.model.SMALL_DESIGN_NOISE`).
+                sigma ~ HalfNormal(``noise_scale``), or the small design's LogNormal with ``noise_prior="small_design"``).
 
     strategy:   where L-BFGS starts from. ``"varpro"``: variable projection (:mod:`bayes_scaling.varpro`): the
                 coefficients the law is linear in (Chinchilla: E, A, B) solved in closed form on a 256-point

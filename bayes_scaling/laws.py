@@ -370,30 +370,20 @@ def kaplan() -> Law:
 
 
 @dataclasses.dataclass(frozen=True)
-class _PowerLawFloorLoss:
-    """log(E + A x^-alpha) at the input named ``x`` (a module-level callable, so that the law pickles and compares by value)."""
+class _PowerLoss:
+    """log(k x^p), or with ``floor`` log(E + A x^-alpha), at input ``x`` (module level: the law pickles, compares by value)."""
 
     x: str
+    floor: bool
 
     def __call__(self, p, inp):
-        return _lse(jnp.log(p["A"]) - p["alpha"] * jnp.log(inp[self.x]), jnp.log(p["E"]))
-
-
-@dataclasses.dataclass(frozen=True)
-class _PowerLawLoss:
-    """log(k x^p) at the input named ``x``."""
-
-    x: str
-
-    def __call__(self, p, inp):
+        if self.floor:
+            return _lse(jnp.log(p["A"]) - p["alpha"] * jnp.log(inp[self.x]), jnp.log(p["E"]))
         return jnp.log(p["k"]) + p["p"] * jnp.log(inp[self.x])
 
 
 def power_law_floor(x: str = "C") -> Law:
     """Single power law with a floor: y = E + A x^-alpha (input ``x`` names a run column, default C)."""
-
-    log_loss = _PowerLawFloorLoss(x)
-
     return Law(
         name="power_law_floor",
         formula=f"y = E + A * {x}^-alpha",
@@ -403,7 +393,7 @@ def power_law_floor(x: str = "C") -> Law:
             Param("A", dist.LogNormal(5.0, 5.0), True, (0.0, 5.0, 10.0, 15.0, 20.0, 25.0), "scale"),
             Param("alpha", dist.LogNormal(np.log(0.2), 1.0), False, (0.05, 0.1, 0.2, 0.4, 0.8, 1.6), "exponent"),
         ),
-        log_loss_fn=log_loss,
+        log_loss_fn=_PowerLoss(x, floor=True),
         centering=(("A", "alpha", x, 1.0),),
         linear=("E", "A"),
         reference="generic form (METHODS §1.5)",
@@ -412,9 +402,6 @@ def power_law_floor(x: str = "C") -> Law:
 
 def power_law(x: str = "C") -> Law:
     """Pure power law y = k x^p (e.g. DeepSeek's B_opt = 0.2920 C^0.3271)."""
-
-    log_loss = _PowerLawLoss(x)
-
     return Law(
         name="power_law",
         formula=f"y = k * {x}^p",
@@ -423,7 +410,7 @@ def power_law(x: str = "C") -> Law:
             Param("k", dist.LogNormal(0.0, 10.0), True, (-10.0, 0.0, 10.0), "coefficient"),
             Param("p", dist.Normal(0.0, 1.0), False, (-0.5, 0.0, 0.5), "exponent (any sign)"),
         ),
-        log_loss_fn=log_loss,
+        log_loss_fn=_PowerLoss(x, floor=False),
         centering=(("k", "p", x, -1.0),),
         linear=("k",),
         reference="DeepSeek LLM 2024 (arXiv:2401.02954), Step Law 2025 (METHODS §1.5)",

@@ -94,7 +94,7 @@ def test_cli_tie_and_user_law(capsys, tmp_path):
 
 def test_small_design_is_flagged_and_sampled_with_its_noise_prior():
     """Tied Chinchilla on five Chinchilla runs (a real design: five small runs): allowed, flagged in words, sampled
-    with the small design's noise prior (sigma ~ LogNormal(log 0.01, 0.7)), noise constant in compute, 4 x 4000
+    with the small design's noise prior (sigma ~ LogNormal(log 0.01, 0.7)), noise constant in compute, 4 x (2000 + 4000)
     draws at target 0.95. Its density is the LogNormal's (closed form), and the chains show no divergences.
     R-hat: 1.003-1.03 across designs and seeds measured (benchmarks/RESULTS.md); the test asserts < 1.05, not the
     issue's 1.01, which this sampler does not reach on every five-run design."""
@@ -110,7 +110,8 @@ def test_small_design_is_flagged_and_sampled_with_its_noise_prior():
     sub = runs.select(idx)
     post = sample_posterior(get_law("chinchilla").tie(beta="alpha"), sub)
     s = post.settings
-    assert (s["noise_prior"], s["num_samples"], s["target_accept"], s["noise_varies_with_compute"]) == ("small_design", 4000, 0.95, False)
+    assert (s["noise_prior"], s["num_warmup"], s["num_samples"], s["target_accept"], s["noise_varies_with_compute"]) == \
+        ("small_design", 2000, 4000, 0.95, False)
     assert any(w.startswith("small design: 5 runs") for w in s["data_warnings"])
     h = post.health()
     assert h.divergences == 0 and h.max_r_hat < 1.05, h

@@ -205,7 +205,8 @@ def _add_sampler_opts(p):
     p.add_argument("--k", type=float, default=None, metavar="K",
                    help="with --likelihood huber_density: the Huber density's threshold in sigmas (default 1.345)")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
-    p.add_argument("--warmup", type=int, default=1000, help="warm-up iterations per chain (default 1000)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="warm-up iterations per chain (default 1000; 2000 for one posterior of a small design)")
     p.add_argument("--draws", type=int, default=None,
                    help="draws per chain (default 1000; 4000 for one posterior of a small design, runs <= 2 x parameters)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical draws")

@@ -170,7 +170,7 @@ def _check_noise_shape(args) -> None:
 
 
 def check_sampler_args(args) -> None:
-    from ..sampling import SMALL_DESIGN_DRAWS, check_sampler_size
+    from ..sampling import SMALL_DESIGN_DRAWS, SMALL_DESIGN_WARMUP, check_sampler_size
 
     if not 0 < args.prob < 1:
         raise UsageError(f"--prob {args.prob}: must be between 0 and 1")
@@ -184,18 +184,19 @@ def check_sampler_args(args) -> None:
     if hasattr(args, "likelihood"):  # loss-law posteriors (sample, report, demo): the likelihood's shape
         _check_noise_shape(args)
     try:  # before any work: draws that cannot fit in memory (the runs are counted again once the table is read)
-        check_sampler_size(args.chains, args.warmup, args.draws or SMALL_DESIGN_DRAWS, 16)
+        check_sampler_size(args.chains, args.warmup or SMALL_DESIGN_WARMUP, args.draws or SMALL_DESIGN_DRAWS, 16)
     except ValueError as err:
         raise UsageError(f"--draws {args.draws} / --chains {args.chains}: {err}") from None
 
 
 def posterior_options(args, single: bool = False) -> dict:
-    """The sampler options of ``sample``/``report``/``demo`` as the keywords of sample_posterior(_batch). Draws and
-    target acceptance left unset stay None for ``single`` posteriors (sample_posterior then chooses, longer for a
-    small design) and are 1000 and 0.9 for batches."""
+    """The sampler options of ``sample``/``report``/``demo`` as the keywords of sample_posterior(_batch). Warm-up,
+    draws and target acceptance left unset stay None for ``single`` posteriors (sample_posterior then chooses, longer for a
+    small design); for batches warm-up and draws are 1000 and the target 0.9."""
+    warmup = args.warmup if args.warmup is not None or single else 1000
     draws = args.draws if args.draws is not None or single else 1000
     target = args.target_accept if args.target_accept is not None or single else 0.9
-    return dict(likelihood=args.likelihood, nu=args.nu, k=args.k, num_warmup=args.warmup, num_samples=draws, num_chains=args.chains,
+    return dict(likelihood=args.likelihood, nu=args.nu, k=args.k, num_warmup=warmup, num_samples=draws, num_chains=args.chains,
                 seed=args.seed, target_accept=target,
                 noise_varies_with_compute={"auto": None, "constant": False, "compute": True}[args.noise])
 

@@ -95,9 +95,9 @@ def _sample(runs, law, args):
     from ..sampling import sample_posterior, small_design_settings
 
     small = small_design(len(runs), law)
-    draws = small_design_settings(small, "auto", None, args.draws, args.target_accept)[2]
-    total = args.chains * (args.warmup + draws)
-    print(f"sampling the posterior: NUTS, {args.chains} chains x ({args.warmup} warm-up + {draws} draws), "
+    _, _, warmup, draws, _ = small_design_settings(small, "auto", None, args.warmup, args.draws, args.target_accept)
+    total = args.chains * (warmup + draws)
+    print(f"sampling the posterior: NUTS, {args.chains} chains x ({warmup} warm-up + {draws} draws), "
           f"{args.likelihood} noise on log loss, seed {args.seed} ({total} iterations)"
           + (", small design: longer chains and the small design's noise prior" if small else "") + "...", flush=True)
     t0 = time.perf_counter()
