@@ -95,7 +95,8 @@ def main(argv=None):
     for what in sorted(common):
         errs = np.concatenate([r for r in df.loc[df["what"] == what, "abs_errors"]])
         rows.append({"corpus": "pooled", "what": what, "held_out": len(errs), "median_abs_error_%": float(np.median(errs)),
-                     "coverage_90": float("nan"), "coverage_50": float("nan"), "abs_errors": [], "healthy": True})
+                     "coverage_90": float("nan"), "coverage_50": float("nan"), "abs_errors": [],
+                     "healthy": bool(df.loc[df["what"] == what, "healthy"].all())})
     df = pd.DataFrame(rows).drop(columns="abs_errors")
     for corpus, g in df.groupby("corpus", sort=False):
         single = g[~g["what"].str.startswith("stack")]
