@@ -17,6 +17,7 @@ so it is a candidate only there (by name it is refused only when the table lacks
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,13 +43,14 @@ def draw_counts(weights, total: int) -> np.ndarray:
 
 
 #: the least share of steps along compute, within a family, in which a frontier's loss falls (and its N, where
-#: given, does not shrink): 1.0 on every Porian configuration's vertices, about 0.5 on Chinchilla's runs
+#: given, grows; a learning curve of one model is not a frontier): 1.0 on every Porian configuration's vertices,
+#: about 0.5 on Chinchilla's runs
 FRONTIER_MONOTONE = 0.8
 
 
 def is_frontier(runs: Runs) -> bool:
     """Whether ``runs`` form a frontier in each family (e.g. IsoFLOP vertices N_opt, D_opt, L* per budget): one run per
-    compute budget, the loss falling and the model size not shrinking along compute in at least
+    compute budget, the loss falling and the model size growing along compute in at least
     :data:`FRONTIER_MONOTONE` of the steps. A compute-only law L(C) describes such a table as well as the joint laws."""
     if runs.C is None or len(runs) < 3:
         return False
@@ -58,7 +60,7 @@ def is_frontier(runs: Runs) -> bool:
         order = sel[np.argsort(runs.C[sel])]
         if len(order) < 3 or np.any(np.diff(np.log(runs.C[order])) < 1e-6):
             return False
-        steps = [np.diff(runs.loss[order]) < 0] + ([np.diff(runs.N[order]) >= 0] if runs.N is not None else [])
+        steps = [np.diff(runs.loss[order]) < 0] + ([np.diff(runs.N[order]) > 0] if runs.N is not None else [])
         if any(np.mean(s) < FRONTIER_MONOTONE for s in steps):
             return False
     return True
@@ -76,7 +78,7 @@ def candidate_laws(runs: Runs, names: str | Sequence[str | Law] = "auto") -> lis
             out.append(get_law("power_law_floor"))
         return out
     if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
+        names = [n.strip() for n in re.split(r",(?![^\[]*\])", names) if n.strip()]  # commas outside [...]
     laws = []
     for n in names:
         law = n if isinstance(n, Law) else _law_by_spec(n)
@@ -212,9 +214,14 @@ def _new_run_draws(post, budgets, discrepancy, seed) -> dict[str, np.ndarray]:
 def sample_stacked(runs, laws: str | Sequence = "auto", **options) -> StackedPosterior:
     """Posteriors of each candidate law (:func:`~bayes_scaling.sampling.sample_posterior` with ``options``) and
     their stacking weights from PSIS-LOO."""
+    from .checks import small_design
     from .sampling import sample_posterior
 
     laws = candidate_laws(runs, laws)
+    if options.get("noise_prior", "auto") == "auto" and any(small_design(len(runs), law) for law in laws):
+        # one noise model for every candidate, so that their LOO densities compare the laws and not the noise priors
+        options = {**options, "noise_prior": "small_design",
+                   "noise_varies_with_compute": options.get("noise_varies_with_compute") or False}
     posts, lpd, loo, notes = {}, [], {}, []
     for law in laws:
         post = sample_posterior(law, runs, **options)

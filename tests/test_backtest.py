@@ -196,6 +196,12 @@ def test_cli_backtest_hyperparam(capsys, tmp_path):
     assert main(["backtest", str(path), "--hyperparam", "eta"]) == 2
     err = capsys.readouterr().err
     assert "'eta'" in err and len(err.strip().splitlines()) == 1, err
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "hyperparam_backtest.csv").write_text("x")
+    for extra, msg in ((["--family", "C"], "drop --laws"), (["--out", str(tmp_path / "o")], "hyperparam_backtest.csv exists")):
+        assert main(["backtest", str(path), "--hyperparam", "lr", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
     out_json = tmp_path / "hp.json"
     code = main(["backtest", str(path), "--hyperparam", "lr", "--levels", "4", "--warmup", "200", "--draws", "200",
                  "--chains", "2", "--json", str(out_json)])

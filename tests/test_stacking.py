@@ -137,3 +137,9 @@ def test_compute_only_law_is_a_candidate_on_a_frontier_table():
     assert [law.name for law in candidate_laws(frontier)][-1] == "power_law_floor"
     assert "power_law_floor" not in [law.name for law in candidate_laws(load_chinchilla())]
     assert candidate_laws(load_chinchilla(), "chinchilla,power_law_floor")[1].inputs == ("C",)
+    # one model's learning curve (N fixed, D and C growing, loss falling) is not a frontier
+    D = np.logspace(9, 10, 5)
+    curve = load_runs(pd.DataFrame({"N": 1e8, "D": D, "C": 6e8 * D, "loss": [3.0, 2.9, 2.8, 2.7, 2.6]}), C="C")
+    assert not is_frontier(curve)
+    # a tie list inside --laws keeps its commas
+    assert candidate_laws(load_chinchilla(), "kaplan,chinchilla[beta=alpha,A=B]")[1].name == "chinchilla[A=B,beta=alpha]"

@@ -35,10 +35,19 @@ def backtest_power_law(x: Mapping[str, Sequence[float]], y, *, y_sd=None, by: st
     by = by or names[0]
     if by not in names:
         raise ValueError(f"backtest_power_law: by={by!r} is not one of the inputs {names}")
+    y = np.asarray(y, float)
+    if y.ndim != 1:
+        raise ValueError("backtest_power_law: y must be one value per point (give draws' log-sd as y_sd)")
     X = {n: np.asarray(x[n], float).ravel() for n in names}
-    y = np.asarray(y, float).ravel()
     sd = np.zeros_like(y) if y_sd is None else np.broadcast_to(np.asarray(y_sd, float), y.shape)
     groups = np.full(len(y), "all", dtype=object) if groups is None else np.asarray(groups, dtype=object)
+    for what, v in [(f"input {n!r}", X[n]) for n in names] + [("groups", groups)]:
+        if len(v) != len(y):
+            raise ValueError(f"backtest_power_law: {what} has {len(v)} points, y has {len(y)}")
+    bad = np.flatnonzero(~(np.isfinite(y) & (y > 0)) | ~np.isfinite(sd) | (sd < 0))
+    if bad.size:
+        raise ValueError(f"backtest_power_law: point {bad[0] + 1}: y = {y[bad[0]]!r}, y_sd = {sd[bad[0]]!r}; y must be "
+                         "positive and y_sd non-negative, both finite")
     need = len(names) + 2  # fit_power_law's least: the law's parameters and a scatter
     rng = np.random.default_rng(seed)
     rows = []

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from ..tables import fmt_number, format_columns
-from .common import UsageError, check_sampler_args, check_writable, load_law_and_runs, posterior_options, write_json
+from .common import UsageError, check_json_target, check_sampler_args, check_writable, load_law_and_runs, posterior_options, write_json
 from .stacked import discrepancy_option, laws_option
 
 _ROLES = ("C", "N", "D", "U", "steps", "batch_size")
@@ -77,9 +77,15 @@ def _check(args):
         raise UsageError("--cuts: each must be a positive number")
     if args.family_out or args.resume:
         raise UsageError("--family-out/--resume do not apply to backtest (use --out DIR)")
+    check_json_target(args)
+    if args.hyperparam and (args.laws or args.isoflop or args.update or args.tie or args.fix or args.family):
+        raise UsageError("--hyperparam backtests one hyperparameter law on a sweep: drop --laws, --isoflop, --update, "
+                         "--tie, --fix and --family")
     if args.out:
         check_writable(args.out, "--out", folder=True)
-        for name in ("backtest.md", "points.csv", "cuts.csv", "calibration.png"):
+        names = (("hyperparam_backtest.csv",) if args.hyperparam else ("isoflop_backtest.csv",) if args.isoflop
+                 else ("backtest.md", "points.csv", "cuts.csv", "calibration.png"))
+        for name in names:
             if os.path.exists(os.path.join(args.out, name)) and not args.force:
                 raise UsageError(f"--out {args.out}: {name} exists; not overwriting it (pass --force to replace it)")
 
@@ -178,9 +184,7 @@ def _hyperparam(args) -> int:
 
     from ..analyses.power_law_backtest import backtest_hyperparam, pooled_coverage
 
-    if args.laws or args.isoflop:
-        raise UsageError("--hyperparam backtests one hyperparameter law: drop --laws and --isoflop")
-    budget = {"C": args.col_C, "N": args.col_N, "D": args.col_D}.get(args.by, args.by)
+    budget = getattr(args, f"col_{args.by}", None) or args.by  # a role (C, N, D, U, ...) names its column
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():

@@ -146,8 +146,9 @@ def run_families(runs, law, args, inputs, *, kind: str) -> int:
                              "or --force to start it afresh")
         keys = ("objective", "map", "delta", "max_steps") if kind == "fit" else (
             "likelihood", "nu", "k", "chains", "warmup", "draws", "seed", "target_accept", "noise", "prob")
+        batch_defaults = {"warmup": 1000, "draws": 1000, "target_accept": 0.9}  # what posterior_options resolves unset ones to
         desc = {"kind": kind, "law": law.name, "fixed": law.fixed_values, "budgets": list(args.budgets),
-                "inputs": inputs, **{k: getattr(args, k) for k in keys}}
+                "inputs": inputs, **{k: getattr(args, k) if getattr(args, k) is not None else batch_defaults.get(k) for k in keys}}
         records = run_in_chunks(work, runs, args.family_out, chunk_size=args.chunk_size, resume=args.resume, description=desc,
                                 progress=args.show_progress, overwrite=args.force and not args.resume)
     else:
