@@ -14,6 +14,10 @@ Beyond the loss law: :func:`critical_batch_size` (batch-size sweeps -> McCandlis
 al.'s CBS, and their scaling laws), :func:`hyperparam_law` / :func:`fit_power_law` (optimal batch size and
 learning rate as power laws in C or in N and D), :func:`isoflop` / :func:`isoflop_batch` (Approach 2) and
 :func:`envelope` (Approach 1), each with posteriors.
+
+Planning: :func:`plan_losses` (any (N, D) plan's loss, P(plan A beats plan B)), :func:`inference_aware` (the model
+that reaches a loss at the least training + inference compute), :func:`best_for_budget` and :func:`cost_to_reach`,
+costed on a :class:`Hardware` (accelerator, MFU, price, count) in GPU-hours, days, dollars and energy.
 """
 
 from .analyses.batch_size import CriticalBatchPosterior, critical_batch_size, forecast_critical_batch, load_batch_sweep
@@ -26,6 +30,7 @@ from .backtests import Backtest, backtest
 from .batch import BatchFit, fit_point_batch
 from .batch_posterior import BatchPosterior, sample_posterior_batch
 from .compile_cache import enable_compilation_cache
+from .cost import ACCELERATORS, Hardware
 from .data import Runs, load_runs
 from .datasets import load_chinchilla
 from .derived import (
@@ -43,6 +48,7 @@ from .fitting import PointFit, fit_point
 from .laws import Law, Param, get_law, list_laws, register_law
 from .model import make_model
 from .noise import NOISE, Noise
+from .planning import best_for_budget, cost_to_reach, inference_aware, plan_losses
 from .posterior import Posterior
 from .report import write_report
 from .sampling import sample_posterior
@@ -52,6 +58,12 @@ from .user_laws import load_law
 __version__ = "0.1.0"
 
 __all__ = [
+    "plan_losses",
+    "inference_aware",
+    "best_for_budget",
+    "cost_to_reach",
+    "Hardware",
+    "ACCELERATORS",
     "backtest",
     "Backtest",
     "backtest_isoflop",

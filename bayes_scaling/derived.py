@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import lifetime
 from .defaults import FLOPS_PER_PARAM_TOKEN
 from .laws import Law, get_law
 
@@ -266,12 +267,41 @@ def _frontier(law, p, C, extra, method):
     return {"N_opt": N, "D_opt": D, "L*": jnp.exp(law.log_loss(p, dict(extra, N=N, D=D)))}
 
 
-#: quantity name -> f(law, one parameter dict, one point x, extra inputs); a point is a budget C, a target loss, or
-#: a plan (N, D) as a length-2 vector
+def _chinchilla_for_loss(law, p, loss, extra, method):
+    C = compute_for_loss(law, p, loss, inputs=extra or None, method=method)
+    return compute_optimal(law, p, C, inputs=extra or None, method=method)
+
+
+def _inference_optimal(law, p, x, extra, method):
+    """x = (target loss, inference tokens): the lifetime-optimal model and the compute-optimal one at that loss."""
+    N, D = lifetime.inference_optimal(law, p, x[0], x[1], extra)
+    Nc, Dc = _chinchilla_for_loss(law, p, x[0], extra, method)
+    return {"N": N, "D": D, "N_chin": Nc, "D_chin": Dc, "loss": x[0] + 0 * N,
+            "halving_demand": lifetime.halving_demand(law, p, x[0], Nc, extra)}
+
+
+def _inference_optimal_at_budget(law, p, x, extra, method):
+    """x = (training FLOPs, inference tokens): as :func:`_inference_optimal` for the loss the compute-optimal model
+    reaches at that compute (each draw its own)."""
+    loss = loss_at_optimum(law, p, x[0], inputs=extra or None, method=method)
+    return _inference_optimal(law, p, jnp.stack([loss, x[1]]), extra, method)
+
+
+def _lifetime_optimal(law, p, x, extra, method):
+    """x = (lifetime FLOPs, inference tokens): the model of least loss for that lifetime compute."""
+    N, D = lifetime.lifetime_optimal(law, p, x[0], x[1], extra)
+    return {"N": N, "D": D, "loss": jnp.exp(law.log_loss(p, dict(extra, N=N, D=D)))}
+
+
+#: quantity name -> f(law, one parameter dict, one point x, extra inputs); a point is a budget C, a target loss,
+#: a plan (N, D) as a length-2 vector, or (target loss | lifetime FLOPs, inference tokens) for :mod:`.lifetime`
 QUANTITIES = {
     "frontier": _frontier,
     "compute_for_loss": lambda law, p, loss, extra, method: compute_for_loss(law, p, loss, inputs=extra or None, method=method),
     "loss_of_plan": lambda law, p, nd, extra, method: loss_of_plan(law, p, nd[0], nd[1], inputs=extra or None),
+    "inference_optimal": _inference_optimal,
+    "inference_optimal_at_budget": _inference_optimal_at_budget,
+    "lifetime_optimal": _lifetime_optimal,
 }
 
 

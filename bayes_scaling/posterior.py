@@ -66,7 +66,7 @@ def positive_number(x, name: str) -> float:
     return v
 
 
-def _check_prob(prob):
+def check_prob(prob):
     if not 0 < prob < 1:
         raise ValueError(f"prob must be between 0 and 1 (the interval's mass), got {prob}")
 
@@ -105,7 +105,7 @@ class Posterior:
         interval of mass ``prob``, R-hat, bulk and tail ESS."""
         import pandas as pd
 
-        _check_prob(prob)
+        check_prob(prob)
         rows = {}
         fixed = self.law.fixed_values
         pct = f"{100 * prob:g}%"
@@ -209,7 +209,16 @@ class Posterior:
         sigma = lift(self.noise["sigma"])
         if "gamma" not in self.noise or C is None:
             return sigma
-        return sigma * np.exp(lift(self.noise["gamma"]) * (np.log(C) - self.settings["center"]["__logC__"]))
+        return self.flat_noise_scale(C).reshape(sigma.shape[:2] + np.shape(C))
+
+    def flat_noise_scale(self, C) -> np.ndarray:
+        """Noise scale per flat draw, ``(draw, point)``, at computes ``C`` shaped ``(point,)`` (the same for every draw)
+        or ``(draw, point)`` (each draw its own, e.g. the compute of each draw's optimum)."""
+        C = np.atleast_1d(np.asarray(C, float))
+        sigma = self.noise["sigma"].reshape(-1, 1)
+        if "gamma" not in self.noise:
+            return np.broadcast_to(sigma, np.broadcast_shapes(sigma.shape, C.shape))
+        return sigma * np.exp(self.noise["gamma"].reshape(-1, 1) * (np.log(C) - self.settings["center"]["__logC__"]))
 
     def _unit_noise(self, seed, size) -> np.ndarray:
         return sample_unit(seed, self.settings.get("likelihood", "student_t"), shape_from_settings(self.settings), size)
@@ -228,7 +237,7 @@ class Posterior:
         the budget over the largest run's compute (NaN where the runs' compute is unknown)."""
         import pandas as pd
 
-        _check_prob(prob)
+        check_prob(prob)
         budgets = derived.check_budgets(budgets)
         out = derived.over_draws(self.law, "frontier", self.flat(), budgets, inputs=inputs)
         cmax = self.max_compute()
@@ -271,7 +280,7 @@ class Posterior:
 
     def loss_of_plan(self, N, D, *, prob: float = DEFAULT_PROB, inputs=None, seed: int = 0) -> dict[str, float]:
         """Median and intervals of a planned model's loss: of the mean law, and predictive for one run."""
-        _check_prob(prob)
+        check_prob(prob)
         N, D = positive_number(N, "N"), positive_number(D, "D")
         L = derived.over_draws(self.law, "loss_of_plan", self.flat(), np.array([[N, D]]), inputs=inputs)[:, 0]
         y = L * np.exp(self._new_run_noise(seed, L.shape, compute_of(N, D)))

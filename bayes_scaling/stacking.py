@@ -179,36 +179,45 @@ def _new_run_draws(post, budgets, discrepancy, seed) -> dict[str, np.ndarray]:
     """One law's draws at ``budgets``: N_opt, D_opt, L* and a new run's loss at the optimum (noise, and the
     discrepancy at the optimum's distance beyond the runs), with the noise's and the discrepancy's log-variance."""
     from . import derived
+
+    out = {k: np.asarray(v) for k, v in derived.over_draws(post.law, "frontier", post.flat(), budgets).items()}
+    at = {"C": budgets} | {k: out[f"{k}_opt"] for k in ("N", "D") if f"{k}_opt" in out}
+    eps, out["var_noise"], out["var_extrap"] = new_run_deviation(post, at, discrepancy, seed)
+    out["L_new"] = out["L*"] * np.exp(eps)
+    out["extrapolation"] = budgets / (post.max_compute() or float("nan"))
+    return out
+
+
+def new_run_deviation(post, at: Mapping[str, np.ndarray], discrepancy, seed):
+    """Draws ``(draw, point)`` of one new run's log-loss deviation from ``post``'s mean law at points ``at`` (``C``:
+    compute, ``(point,)`` or ``(draw, point)``; optional ``N``, ``D`` likewise): the noise at that compute and the
+    discrepancy (None: without) at the point's distance beyond the runs; with the mean log-variance of each part per
+    point (``var_noise``, ``var_extrap``)."""
     from .discrepancy import distances
     from .noise import noise_model, shape_from_settings
 
-    out = {k: np.asarray(v) for k, v in derived.over_draws(post.law, "frontier", post.flat(), budgets).items()}
     rng = np.random.default_rng(seed)
     noise = noise_model(post.settings.get("likelihood", "student_t"), legacy=True)
     shape = shape_from_settings(post.settings)
-    unit = noise.unit(rng, shape, out["L*"].shape)
-    sig = np.stack([post.noise_scale(c).reshape(-1) for c in budgets], axis=1)
+    sig = post.flat_noise_scale(at["C"])
+    unit = noise.unit(rng, shape, sig.shape)
     obs = post.observed
-    cmax = post.max_compute() or float("nan")
-    at = {"C": np.broadcast_to(budgets, out["L*"].shape)}
-    data_max = {"C": cmax}
+    dist_at = {"C": np.broadcast_to(at["C"], sig.shape)}
+    data_max = {"C": post.max_compute() or float("nan")}
     for k in ("N", "D"):
-        if f"{k}_opt" in out and k in obs:
-            at[k], data_max[k] = out[f"{k}_opt"], float(np.max(obs[k]))
-    s = discrepancy.scale(distances(at, data_max)) if discrepancy is not None else np.zeros_like(out["L*"])
+        if k in at and k in obs:
+            dist_at[k], data_max[k] = np.broadcast_to(at[k], sig.shape), float(np.max(obs[k]))
+    s = discrepancy.scale(distances(dist_at, data_max)) if discrepancy is not None else np.zeros(sig.shape)
     if discrepancy is not None:
         s = s * discrepancy.multipliers(rng, s.shape[0])[:, None] * (post.noise["sigma"].reshape(-1)[:, None] if discrepancy.relative else 1.0)
-    out["L_new"] = out["L*"] * np.exp(sig * unit + s * rng.standard_normal(s.shape))
+    eps = sig * unit + s * rng.standard_normal(s.shape)
     if noise.name == "student_t":  # closed forms where they exist (a t sample's variance converges slowly)
         unit_var = shape / (shape - 2) if shape > 2 else float("inf")
     elif noise.name == "gaussian":
         unit_var = 1.0
     else:
         unit_var = float(np.var(noise.unit(np.random.default_rng(0), shape, 200_000)))
-    out["var_noise"] = np.mean(sig ** 2, axis=0) * unit_var
-    out["var_extrap"] = np.mean(s ** 2, axis=0)
-    out["extrapolation"] = budgets / cmax
-    return out
+    return eps, np.mean(sig ** 2, axis=0) * unit_var, np.mean(s ** 2, axis=0)
 
 
 def sample_stacked(runs, laws: str | Sequence = "auto", **options) -> StackedPosterior:
