@@ -35,7 +35,16 @@ from .defaults import BUDGETS as DEFAULT_BUDGETS
 from .html_page import figure_html, html_list_item, page_start
 from .model import noise_prior_text
 from .noise import noise_model, shape_from_settings, shape_settings
-from .report_sections import backtest_data, backtest_table, in_short_lines, uncertainty_data, uncertainty_table
+from .report_sections import (
+    backtest_data,
+    backtest_table,
+    cost_table,
+    in_short_lines,
+    planning_data,
+    plans_table,
+    uncertainty_data,
+    uncertainty_table,
+)
 from .tables import fmt_number, fmt_times
 
 __all__ = ["write_report", "build_report", "provenance", "report_files", "FIGURES", "DEFAULT_BUDGETS"]
@@ -156,12 +165,13 @@ def _plain_diagnostics(diag, ppc, settings) -> list[str]:
 
 def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9, data_path=None,
                  title: str | None = None, notes: Iterable[str] = (), inputs: Mapping[str, float] | None = None,
-                 discrepancy="default", backtest=None) -> dict[str, Any]:
+                 discrepancy="default", backtest=None, plans=(), hardware=None) -> dict[str, Any]:
     """The report's content as a JSON-safe dict (no figures): ``title``, ``created``, ``provenance``,
     ``law``, ``noise``, ``parameters``, ``forecast``, ``diagnostics``, ``predictive_check``, ``sampler``,
     ``point_fit``, ``uncertainty`` (a new run's loss with the extrapolation term of ``discrepancy``, "default": the
-    package's calibration, and the shares of noise, parameters, law form and extrapolation) and, given a
-    :class:`~bayes_scaling.backtests.Backtest`, ``backtest``."""
+    package's calibration, and the shares of noise, parameters, law form and extrapolation), ``planning`` (each
+    budget's cost on ``hardware`` and the loss and cost of ``plans``: :func:`~.report_sections.planning_data`) and,
+    given a :class:`~bayes_scaling.backtests.Backtest`, ``backtest``."""
     from . import __version__
 
     law = post.law
@@ -205,6 +215,7 @@ def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9,
         "sampler": sampler, "point_fit": post.point_fit,
         "uncertainty": None if inputs else uncertainty_data(post, budgets, prob, _discrepancy(discrepancy)),
         "backtest": None if backtest is None else backtest_data(backtest),
+        "planning": None if inputs else planning_data(post, budgets, prob, _discrepancy(discrepancy), plans, hardware),
     })
     out["in_short"] = in_short(out)
     return out
@@ -362,6 +373,9 @@ def _tables(data) -> list[tuple[str, str, list[str], list[list[str]]]]:
         t.append(uncertainty_table(data["uncertainty"], pct))
     if data.get("backtest"):
         t.append(backtest_table(data["backtest"]))
+    if data.get("planning"):
+        t += [plans_table(data["planning"], pct)] if data["planning"]["plans"] else []
+        t.append(cost_table(data["planning"]))
     return t
 
 
@@ -429,7 +443,7 @@ def render_markdown(data, figures: Iterable[str]) -> str:
 
 def write_report(post, out_dir, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9, data_path=None,
                  title: str | None = None, notes: Iterable[str] = (), inputs=None, force: bool = False,
-                 dpi: int = 100, discrepancy="default", backtest=None) -> dict[str, str]:
+                 dpi: int = 100, discrepancy="default", backtest=None, plans=(), hardware=None) -> dict[str, str]:
     """Write report.html, report.md, report.json and figures/*.png for posterior ``post`` into ``out_dir``.
 
     runs:      the :class:`~bayes_scaling.Runs` the posterior was sampled on (provenance, figures); without
@@ -438,6 +452,8 @@ def write_report(post, out_dir, *, runs=None, budgets=DEFAULT_BUDGETS, prob: flo
     notes:     extra conventions or caveats for the provenance table (e.g. the subset used).
     discrepancy: the extrapolation term of a new run's forecast ("default": the package's calibration; None: none).
     backtest:  a :class:`~bayes_scaling.backtests.Backtest` of the same law and runs: its section and figure.
+    plans, hardware: plans (as :func:`~bayes_scaling.planning.plan_losses` takes them) and the
+               :class:`~bayes_scaling.cost.Hardware` they and each budget are costed on.
     force:     replace existing report files; without it an existing one raises ``FileExistsError``.
 
     Returns ``{"html": path, "markdown": path, "json": path, "figures": folder}``.
@@ -448,7 +464,7 @@ def write_report(post, out_dir, *, runs=None, budgets=DEFAULT_BUDGETS, prob: flo
     if existing and not force:
         raise FileExistsError(f"{existing[0]} exists; not overwriting it (pass force=True / --force to replace it)")
     data = build_report(post, runs=runs, budgets=budgets, prob=prob, data_path=data_path, title=title, notes=notes,
-                        inputs=inputs, discrepancy=discrepancy, backtest=backtest)
+                        inputs=inputs, discrepancy=discrepancy, backtest=backtest, plans=plans, hardware=hardware)
     figures = render_figures(post, runs=runs, budgets=budgets, prob=prob, dpi=dpi, inputs=inputs)
     if backtest is not None:
         from .plots.calibration import plot_calibration

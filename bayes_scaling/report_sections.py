@@ -1,14 +1,16 @@
-"""The report's sections on how sure to be: one new run's loss with every source of uncertainty (noise, parameters,
-law form, extrapolation) and each one's share, and a backtest's coverage of held-out runs. Each returns JSON-safe
-data; :mod:`bayes_scaling.report` turns them into tables and "In short" lines."""
+"""The report's sections on how sure to be and what it costs: one new run's loss with every source of uncertainty
+(noise, parameters, law form, extrapolation) and each one's share, a backtest's coverage of held-out runs, and the
+cost of each budget and of the user's plans (:mod:`bayes_scaling.planning`). Each returns JSON-safe data;
+:mod:`bayes_scaling.report` turns them into tables and "In short" lines."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .tables import fmt_number, fmt_times
+from .tables import fmt_human, fmt_number, fmt_times
 
-__all__ = ["uncertainty_data", "backtest_data", "uncertainty_table", "backtest_table", "in_short_lines"]
+__all__ = ["uncertainty_data", "backtest_data", "planning_data", "uncertainty_table", "backtest_table", "cost_table",
+           "plans_table", "in_short_lines"]
 
 _SHARES = ("noise", "parameters", "law_form", "extrapolation")
 
@@ -35,6 +37,42 @@ def backtest_data(bt) -> dict[str, Any]:
             "cuts": bt.cuts.to_dict(orient="records"), "pit_histogram": bt.pit_histogram().tolist(),
             "probs": list(bt.probs), "health": str(bt.health),
             "discrepancy": None if bt.discrepancy is None else bt.discrepancy.source}
+
+
+def planning_data(post, budgets, prob: float, discrepancy, plans=(), hardware=None) -> dict[str, Any] | None:
+    """What each budget costs on ``hardware`` (default :class:`~bayes_scaling.cost.Hardware`), and each plan's loss
+    and cost (:func:`~bayes_scaling.planning.plan_losses`); None for a law that is not of N and D."""
+    from .cost import Hardware, costs
+    from .planning import plan_losses
+
+    law = post.law
+    if not ("N" in law.inputs and "D" in law.inputs):
+        return None
+    hw = hardware or Hardware()
+    out = {"hardware": hw.describe(), "count": int(hw.count), "budgets": [{"budget": float(c), **costs(float(c), hw)} for c in budgets],
+           "plans": [], "p_better": None}
+    if plans:
+        r = plan_losses(post, plans, prob=prob, hardware=hw, discrepancy=discrepancy)
+        out["plans"] = r["table"].to_dict(orient="records")
+        out["p_better"] = r["p_better"].to_dict(orient="index")
+    return out
+
+
+def cost_table(pl: dict[str, Any]):
+    head = ["budget C (FLOPs)", "GPU-hours", f"days on {pl['count']}", "dollars", "PF-days", "MWh"]
+    body = [[f"{r['budget']:.3g}", fmt_human(r["hours"]), f"{r['days']:.3g}", fmt_human(r["dollars"], "$"),
+             fmt_human(r["pf_days"]), fmt_human(r["kwh"] / 1000)] for r in pl["budgets"]]
+    return ("cost", f"What each budget costs: {pl['hardware']}", head, body)
+
+
+def plans_table(pl: dict[str, Any], pct: str):
+    head = ["plan", "N", "D", "tokens/param (x optimal)", f"loss ({pct})", f"one new run ({pct})", "GPU-hours",
+            f"days on {pl['count']}", "dollars", "C / largest run"]
+    body = [[r["plan"], fmt_human(r["N"]), fmt_human(r["D"]), f"{fmt_human(r['tokens_per_param'])} ({fmt_human(r['ratio_to_optimal'])}x)",
+             f"{fmt_number(r['loss'], 'loss')} ({fmt_number(r['loss_lo'], 'loss')}, {fmt_number(r['loss_hi'], 'loss')})",
+             f"({fmt_number(r['loss_new_lo'], 'loss')}, {fmt_number(r['loss_new_hi'], 'loss')})", fmt_human(r["hours"]),
+             f"{r['days']:.3g}", fmt_human(r["dollars"], "$"), fmt_times(r["extrapolation"])] for r in pl["plans"]]
+    return ("plans", "Plans: each one's loss (mean law and one new run, with the extrapolation term) and cost", head, body)
 
 
 def uncertainty_table(rows, pct: str):
@@ -71,6 +109,13 @@ def in_short_lines(data: dict[str, Any]) -> list[str]:
         lines.append(f"At C = {r['budget']:.3g} FLOPs one new run's loss: {r['L_new']:.4f} ({r['L_new_lo']:.4f}, "
                      f"{r['L_new_hi']:.4f}) with the extrapolation term; its uncertainty is mostly {top.replace('_', ' ')} "
                      f"({100 * r[f'share_{top}']:.0f}%).")
+    pl = data.get("planning") or {}
+    for r in pl.get("plans", []):
+        flag = "WARNING: " if r["extrapolation"] >= 100 else ""
+        lines.append(f"{flag}Plan {r['plan']} ({fmt_human(r['N'])} parameters on {fmt_human(r['D'])} tokens, "
+                     f"{fmt_times(r['extrapolation']).split(' ')[0]} the largest run): loss {r['loss']:.4f} ({r['loss_lo']:.4f}, "
+                     f"{r['loss_hi']:.4f}); one new run ({r['loss_new_lo']:.4f}, {r['loss_new_hi']:.4f}); "
+                     f"{fmt_human(r['hours'])} GPU-hours, {fmt_human(r['dollars'], '$')}.")
     bt = data.get("backtest")
     if bt:
         p = bt["pooled"]

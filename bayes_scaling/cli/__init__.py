@@ -12,6 +12,9 @@
     bayes-scaling batch-size SWEEP.csv --batch B --steps S --group model_size [--law-by N --forecast 3e9]
     bayes-scaling isoflop RUNS --C flops --N n --D t [--by COL ...] [--budgets 1e21 1e23] [--envelope]
     bayes-scaling hyperparams SWEEP.csv --target lr --by C [--select near_optimal] [--at 1e22 1e23]
+    bayes-scaling plan RUNS|--posterior post.nc --plan 8Bx15T 70Bx1.4T [--target-loss 2.0] [--dollars 1e7]
+                  [--inference-tokens 1e13] [--accelerator H100 --mfu 0.4 --price 2 --count 1024]
+                                                     plans with intervals: loss, inference-aware optimum, cost
 
 Exit codes: 0 success; 1 the fit did not converge or the sampler is unhealthy (divergences or R-hat
 > 1.01; results are printed, flagged); 2 bad input (a one-line message on stderr, no traceback).
@@ -31,6 +34,8 @@ from ..tables import fmt_number as fmt_number
 from .backtest import add_backtest_command, cmd_backtest
 from .common import UsageError, positive_float
 from .fit import cmd_fit, cmd_laws
+from .hardware import add_hardware_opts
+from .plan import add_plan_command, cmd_plan
 from .posterior import cmd_demo, cmd_report, cmd_sample
 from .sweeps import cmd_batch_size, cmd_hyperparams, cmd_isoflop
 
@@ -42,9 +47,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="bayes-scaling",
         description="Fit scaling laws to training runs and forecast compute-optimal models.",
     )
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,report,demo,laws,backtest,batch-size,isoflop,hyperparams}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,report,demo,laws,backtest,plan,batch-size,isoflop,hyperparams}")
     _add_loss_law_commands(sub)
     add_backtest_command(sub, _add_table_opts, _add_sampler_opts)
+    add_plan_command(sub, _add_table_opts, _add_sampler_opts)
     _add_sweep_commands(sub)
     return ap
 
@@ -90,6 +96,9 @@ def _add_loss_law_commands(sub) -> None:
     report.add_argument("--backtest", action="store_true",
                         help="also backtest the law on these runs (default cuts) and add its section and calibration figure")
     report.add_argument("--force", action="store_true", help="overwrite existing files in --out")
+    report.add_argument("--plan", nargs="+", action="extend", default=[], metavar="[NAME=]NxD",
+                        help="also each plan's loss and cost in the report (e.g. 8Bx15T 70Bx1.4T); see `plan`")
+    add_hardware_opts(report)
 
     demo = sub.add_parser("demo", help="Chinchilla on the bundled 240 runs: point fit, then posterior with credible intervals")
     _add_forecast_opts(demo)
@@ -167,8 +176,8 @@ def _add_progress_opts(p):
     p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
 
 
-def _add_table_opts(p):
-    p.add_argument("runs", metavar="RUNS", help="path to the run table (CSV, TSV or Parquet)")
+def _add_table_opts(p, runs_optional: bool = False):
+    p.add_argument("runs", metavar="RUNS", help="path to the run table (CSV, TSV or Parquet)", **({"nargs": "?"} if runs_optional else {}))
     p.add_argument("--law", default="chinchilla",
                    help="law name (see `bayes-scaling laws`; default chinchilla), or a user's law: FILE.py:FACTORY or MODULE:FACTORY")
     p.add_argument("--tie", nargs="+", default=[], metavar="NAME=OTHER",
@@ -259,7 +268,7 @@ def _one_line(err) -> str:
 
 # each command's function: it takes the parsed options and returns the exit code
 COMMANDS = {"fit": cmd_fit, "sample": cmd_sample, "report": cmd_report, "demo": cmd_demo, "laws": cmd_laws, "backtest": cmd_backtest,
-            "batch-size": cmd_batch_size, "isoflop": cmd_isoflop, "hyperparams": cmd_hyperparams}
+            "plan": cmd_plan, "batch-size": cmd_batch_size, "isoflop": cmd_isoflop, "hyperparams": cmd_hyperparams}
 
 
 def main(argv=None) -> int:

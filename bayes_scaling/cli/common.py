@@ -28,7 +28,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _pairs(items, what: str) -> dict[str, float]:
+def name_value_pairs(items, what: str) -> dict[str, float]:
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -121,10 +121,10 @@ def load_law_and_runs(args):
         if item == "muennighoff_base":
             fix.update(MUENNIGHOFF_BASE)
         else:
-            fix.update(_pairs([item], "--fix"))
+            fix.update(name_value_pairs([item], "--fix"))
     if fix:
         law = law.fix(**fix)
-    inputs = _pairs(args.input, "--input")
+    inputs = name_value_pairs(args.input, "--input")
     for k, v in inputs.items():
         if not (np.isfinite(v) and v > 0):
             raise UsageError(f"--input {k}={v:g}: must be a positive, finite number")

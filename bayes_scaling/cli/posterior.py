@@ -52,12 +52,15 @@ def cmd_sample(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .hardware import hardware_option, plans_option
+
     check_sampler_args(args)
+    args.hardware, args.plans = hardware_option(args), plans_option(args)
     if args.family:
         return _family_report(args)
     _check_report_target(args.out, args.force)
     law, runs, inputs = load_law_and_runs(args)
-    post = _load_posterior(args.posterior, law, runs) if args.posterior else None
+    post = load_posterior(args.posterior, law, runs) if args.posterior else None
     code, post, _ = _run_posterior(runs, post.law if post is not None else law, args, inputs=inputs, post=post)
     _write_report(post, runs, args, inputs=inputs, title=args.title, save_posterior=not args.posterior)
     return code
@@ -90,7 +93,7 @@ def cmd_demo(args) -> int:
     return max(code, post_code)
 
 
-def _sample(runs, law, args):
+def sample_one(runs, law, args):
     from ..checks import small_design
     from ..sampling import sample_posterior, small_design_settings
 
@@ -111,7 +114,7 @@ def _run_posterior(runs, law, args, *, inputs=None, post=None, seconds=None):
     from ..diagnostics import fmt_rhat
 
     if post is None:
-        post, seconds = _sample(runs, law, args)
+        post, seconds = sample_one(runs, law, args)
     else:
         print(f"posterior: {post.source or 'loaded'} ({post.num_chains} chains x {post.num_draws} draws)")
     seconds = float(seconds if seconds is not None else post.settings.get("seconds", float("nan")))
@@ -224,12 +227,13 @@ def _write_report(post, runs, args, *, inputs=None, data_path=None, title=None, 
     if save_posterior:
         post.save(os.path.join(args.out, "posterior.nc"), overwrite=True)
     paths = write_report(post, args.out, runs=runs, budgets=args.budgets, prob=args.prob, data_path=data_path,
-                         title=title, notes=notes, inputs=inputs or None, force=True, discrepancy=disc, backtest=bt)
+                         title=title, notes=notes, inputs=inputs or None, force=True, discrepancy=disc, backtest=bt,
+                         plans=getattr(args, "plans", ()), hardware=getattr(args, "hardware", None))
     print(f"wrote the report: {paths['html']} (open it in a browser), {paths['markdown']}, {paths['json']}, "
           f"{paths['figures']}/*.png" + (f", {os.path.join(args.out, 'posterior.nc')}" if save_posterior else ""))
 
 
-def _load_posterior(path: str, law, runs):
+def load_posterior(path: str, law, runs):
     """The posterior saved at ``path``, checked to be one of ``law`` sampled on exactly these ``runs``."""
     from ..model import noise_inputs
     from ..posterior import Posterior
