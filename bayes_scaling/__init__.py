@@ -17,7 +17,8 @@ learning rate as power laws in C or in N and D), :func:`isoflop` / :func:`isoflo
 
 Planning: :func:`plan_losses` (any (N, D) plan's loss, P(plan A beats plan B)), :func:`inference_aware` (the model
 that reaches a loss at the least training + inference compute), :func:`best_for_budget` and :func:`cost_to_reach`,
-costed on a :class:`Hardware` (accelerator, MFU, price, count) in GPU-hours, days, dollars and energy.
+costed on a :class:`Hardware` (accelerator, MFU, price, count) in GPU-hours, days, dollars and energy;
+:func:`rank_candidates` and :func:`propose_batch`: which small runs to train next, per FLOP.
 """
 
 from .analyses.batch_size import CriticalBatchPosterior, critical_batch_size, forecast_critical_batch, load_batch_sweep
@@ -41,6 +42,7 @@ from .derived import (
     loss_of_plan,
     tokens_per_param,
 )
+from .design import propose_batch, rank_candidates
 from .diagnostics import Health
 from .discrepancy import Discrepancy, default_discrepancy
 from .family_report import write_family_report
@@ -59,6 +61,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "plan_losses",
+    "rank_candidates",
+    "propose_batch",
     "inference_aware",
     "best_for_budget",
     "cost_to_reach",

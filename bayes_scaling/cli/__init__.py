@@ -15,6 +15,8 @@
     bayes-scaling plan RUNS|--posterior post.nc --plan 8Bx15T 70Bx1.4T [--target-loss 2.0] [--dollars 1e7]
                   [--inference-tokens 1e13] [--accelerator H100 --mfu 0.4 --price 2 --count 1024]
                                                      plans with intervals: loss, inference-aware optimum, cost
+    bayes-scaling next-run RUNS|--posterior post.nc --target N_opt@1e24 --candidates grid.csv [--budget 1e20] [--batch-runs 5]
+                                                     which small runs to train next, per FLOP
 
 Exit codes: 0 success; 1 the fit did not converge or the sampler is unhealthy (divergences or R-hat
 > 1.01; results are printed, flagged); 2 bad input (a one-line message on stderr, no traceback).
@@ -35,6 +37,7 @@ from .backtest import add_backtest_command, cmd_backtest
 from .common import UsageError, positive_float
 from .fit import cmd_fit, cmd_laws
 from .hardware import add_hardware_opts
+from .next_run import add_next_run_command, cmd_next_run
 from .plan import add_plan_command, cmd_plan
 from .posterior import cmd_demo, cmd_report, cmd_sample
 from .sweeps import cmd_batch_size, cmd_hyperparams, cmd_isoflop
@@ -47,10 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="bayes-scaling",
         description="Fit scaling laws to training runs and forecast compute-optimal models.",
     )
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{fit,sample,report,demo,laws,backtest,plan,batch-size,isoflop,hyperparams}")
+    sub = ap.add_subparsers(dest="command", required=True,
+                            metavar="{fit,sample,report,demo,laws,backtest,plan,next-run,batch-size,isoflop,hyperparams}")
     _add_loss_law_commands(sub)
     add_backtest_command(sub, _add_table_opts, _add_sampler_opts)
     add_plan_command(sub, _add_table_opts, _add_sampler_opts)
+    add_next_run_command(sub, _add_table_opts, _add_sampler_opts)
     _add_sweep_commands(sub)
     return ap
 
@@ -268,7 +273,7 @@ def _one_line(err) -> str:
 
 # each command's function: it takes the parsed options and returns the exit code
 COMMANDS = {"fit": cmd_fit, "sample": cmd_sample, "report": cmd_report, "demo": cmd_demo, "laws": cmd_laws, "backtest": cmd_backtest,
-            "plan": cmd_plan, "batch-size": cmd_batch_size, "isoflop": cmd_isoflop, "hyperparams": cmd_hyperparams}
+            "plan": cmd_plan, "next-run": cmd_next_run, "batch-size": cmd_batch_size, "isoflop": cmd_isoflop, "hyperparams": cmd_hyperparams}
 
 
 def main(argv=None) -> int:

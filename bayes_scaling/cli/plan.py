@@ -64,8 +64,10 @@ def _check(args):
     return hw, plans
 
 
-def _posterior(args):
-    """The posterior to plan on, and the fixed inputs of its law."""
+def posterior_for(args):
+    """The posterior to plan on (loaded from --posterior, sampled on RUNS, or with --laws the stack), and the fixed
+    inputs of its law; a law not of N and D is refused before any sampling."""
+    from ..planning import members
     from ..posterior import Posterior
 
     if args.posterior and args.runs is None:
@@ -76,9 +78,11 @@ def _posterior(args):
         except ValueError as err:
             raise UsageError(f"--posterior {err}") from None
         print(f"posterior: {args.posterior} ({post.law.name}; {post.num_chains} chains x {post.num_draws} draws)")
+        for _, member, _ in members(post):
+            _need_n_and_d(member.law)
         return post, name_value_pairs(args.input, "--input")
     law, runs, inputs = load_law_and_runs(args)
-    if args.laws:
+    if getattr(args, "laws", None):
         from ..stacking import sample_stacked
         from .stacked import laws_option
 
@@ -131,7 +135,7 @@ def cmd_plan(args) -> int:
 
     hw, plans = _check(args)
     disc = discrepancy_option(args)
-    post, inputs = _posterior(args)
+    post, inputs = posterior_for(args)
     for _, member, _ in members(post):
         _need_n_and_d(member.law)
     pct = f"{100 * args.prob:g}%"
