@@ -36,7 +36,7 @@ from . import checks, compile_cache, varpro
 from .data import Runs, as_runs
 from .defaults import ELEMENTS_AT_ONCE
 from .laws import Law, get_law
-from .model import NOISE_PRIORS, NOISE_SCALE, centred_terms, log_joint
+from .model import NOISE_SCALE, centred_terms, check_noise_prior, log_joint
 from .noise import NOISE, huber, shape_of, shape_settings
 from .optimize import default_tols, solve_starts
 from .priors import exp_inside
@@ -228,8 +228,7 @@ def start_array(law: Law, starts, num_noise: int) -> np.ndarray:
 def hyper_params(dtype, *, delta=1e-3, shape=4.0, noise_scale=NOISE_SCALE, gtol=None, ftol=None,
                  noise_prior: str = "half_normal") -> dict:
     """The objective's and stopping rule's constants as arrays of ``dtype`` (defaults per dtype)."""
-    if noise_prior not in NOISE_PRIORS:
-        raise ValueError(f"noise_prior must be one of {', '.join(NOISE_PRIORS)}, not {noise_prior!r}")
+    check_noise_prior(noise_prior)
     g_def, f_def = default_tols(dtype)
     return {
         "delta": jnp.asarray(delta, dtype),

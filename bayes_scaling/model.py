@@ -41,7 +41,7 @@ from .keys import as_key, seed_record
 from .laws import Law, get_law
 from .noise import noise_model, sample_unit, scale_with_compute, shape_of
 
-__all__ = ["SMALL_DESIGN_NOISE", "NOISE_PRIORS", "noise_log_prior", "noise_prior_text",
+__all__ = ["SMALL_DESIGN_NOISE", "NOISE_PRIORS", "check_noise_prior", "noise_log_prior", "noise_prior_text",
            "make_model", "prior_predictive", "centre_of", "sampling_values", "noise_inputs", "start_sigma", "NOISE_SCALE", "log_joint",
            "log_prior", "log_likelihood", "log_compute"]
 
@@ -109,6 +109,15 @@ def make_model(law, *, priors: Mapping[str, Any] | None = None, likelihood: str 
 #: NUTS does not mix in.
 SMALL_DESIGN_NOISE = (0.01, 0.7)
 NOISE_PRIORS = ("half_normal", "small_design")
+
+
+def check_noise_prior(noise_prior: str, *, auto: bool = False) -> str:
+    """``noise_prior`` if it is one of :data:`NOISE_PRIORS` (or ``"auto"`` where the caller resolves it), else a
+    ``ValueError`` naming them: the one check the model, the fitter and the sampler share."""
+    if noise_prior in NOISE_PRIORS or (auto and noise_prior == "auto"):
+        return noise_prior
+    also = "'auto' or " if auto else ""
+    raise ValueError(f"noise_prior must be {also}one of {', '.join(NOISE_PRIORS)}, not {noise_prior!r}")
 
 
 def noise_log_prior(sigma, noise_scale, small=0.0):
@@ -186,8 +195,7 @@ def _make_model(
     noise_varies_with_compute: bool = False,
     noise_prior: str = "half_normal",
 ):
-    if noise_prior not in NOISE_PRIORS:
-        raise ValueError(f"noise_prior must be one of {', '.join(NOISE_PRIORS)}, not {noise_prior!r}")
+    check_noise_prior(noise_prior)
     small_noise = 1.0 if noise_prior == "small_design" else 0.0
     noise = noise_model(likelihood)
     learn_nu = shape == "learn"

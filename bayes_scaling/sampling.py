@@ -423,12 +423,10 @@ SMALL_DESIGN_WARMUP, SMALL_DESIGN_DRAWS, SMALL_DESIGN_TARGET_ACCEPT = 2000, 4000
 def small_design_settings(small: bool, noise_prior, noise_varies_with_compute, num_warmup, num_samples, target_accept):
     """The noise prior, noise-with-compute switch, warm-up, draws and target acceptance of a posterior: what the caller
     gave, else a small design's (see :func:`sample_posterior`) or the usual defaults."""
-    from .model import NOISE_PRIORS
+    from .model import check_noise_prior
 
-    if noise_prior == "auto":
+    if check_noise_prior(noise_prior, auto=True) == "auto":
         noise_prior = "small_design" if small else "half_normal"
-    if noise_prior not in NOISE_PRIORS:
-        raise ValueError(f"noise_prior must be 'auto' or one of {', '.join(NOISE_PRIORS)}, not {noise_prior!r}")
     if small and noise_varies_with_compute is None:
         noise_varies_with_compute = False  # a slope of the noise in compute is not identified by a handful of runs
     num_warmup = num_warmup if num_warmup is not None else (SMALL_DESIGN_WARMUP if small else 1000)
