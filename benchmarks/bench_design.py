@@ -1,7 +1,7 @@
 """Which run next (issue 15, part 4): does adding the recommended runs narrow log N_opt(1e24) for fewer FLOPs than
 adding the runs of a standard IsoFLOP grid?
 
-    python benchmarks/bench_design.py [--studies 20] [--design-steps 8] [--per-step 3]
+    python benchmarks/bench_design.py [--studies 20] [--design-steps 8] [--per-step 3] [--chains 4 --warmup 500 --draws 500]
                                       [--out benchmarks/results/design.json]
 
 Simulated studies from a known Chinchilla law (the Epoch fit as truth; Student-t(4) noise of scale 0.005 on log loss,
@@ -82,7 +82,7 @@ def sample(studies: dict, args, step):
     runs = load_runs(pd.DataFrame(rows), family="fam")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        batch = sample_posterior_batch("chinchilla", runs, num_chains=2, num_warmup=args.warmup, num_samples=args.draws,
+        batch = sample_posterior_batch("chinchilla", runs, num_chains=args.chains, num_warmup=args.warmup, num_samples=args.draws,
                                        seed=step, target_accept=0.95)
     return batch
 
@@ -109,8 +109,9 @@ def main() -> None:
     ap.add_argument("--studies", type=int, default=20)
     ap.add_argument("--design-steps", type=int, default=8)
     ap.add_argument("--per-step", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=300)
-    ap.add_argument("--draws", type=int, default=400)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--warmup", type=int, default=500)
+    ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "design.json"))
     args = ap.parse_args()
     t0 = time.perf_counter()

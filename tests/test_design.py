@@ -102,8 +102,11 @@ def test_targets_and_bad_input(small_posterior):
             parse_target(bad)
     with pytest.raises(ValueError, match="candidate 2"):
         rank_candidates(small_posterior, [[1e8, 1e9], [-1, 1e9]], "N_opt@1e24")
-    r = rank_candidates(small_posterior, [[1e8, 1e9], [3e8, 1e10], [1e9, 1e11]], "N_opt@1e24", outcomes=32, draws=200)
+    r = rank_candidates(small_posterior, [[1e8, 1e9], [3e8, 1e10], [1e9, 1e11]], "N_opt@1e24", outcomes=32, draws=200,
+                        utility="variance")
     assert (r["reduction_per_exaflop"].diff().dropna() <= 0).all() and (r["median_ess"] > 0).all()
+    r = rank_candidates(small_posterior, [[1e8, 1e9], [3e8, 1e10], [1e9, 1e11]], "N_opt@1e24", outcomes=32, draws=200)
+    assert (r["precision_gain_per_exaflop"].diff().dropna() <= 0).all()  # the default ranks by the precision gain
 
 
 def test_next_run_command(demo_report, tmp_path, capsys):

@@ -24,9 +24,10 @@ def add_next_run_command(sub, add_table_opts, add_sampler_opts) -> None:
                    help="candidate runs, one per row: columns N and D (or N and C = 6ND)")
     p.add_argument("--budget", type=float, default=None, metavar="FLOPS", help="FLOPs the batch may spend in all (6ND summed)")
     p.add_argument("--batch-runs", type=int, default=5, metavar="K", help="runs in the proposed batch (default 5; fewer if the budget ends)")
-    p.add_argument("--utility", choices=("variance", "precision"), default="variance",
-                   help="a run's value: the expected drop of the target's posterior variance (default) or the rise of its "
-                        "precision 1/variance (favours one larger, more informative run over several cheap ones), per FLOP")
+    p.add_argument("--utility", choices=("precision", "variance"), default="precision",
+                   help="a run's value per FLOP, from the target's expected posterior variance after it: the rise of its "
+                        "precision 1/variance (default; adds over runs, so it reaches a width at least cost) or the drop of "
+                        "the variance itself")
     p.add_argument("--outcomes", type=int, default=128, metavar="M", help="simulated outcomes per candidate (default 128)")
     p.add_argument("--design-draws", type=int, default=2000, metavar="S", help="posterior draws reweighted (default 2000)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-': stdout, then nothing else there)")
