@@ -41,6 +41,7 @@ import numpy as np
 from . import lifetime
 from .defaults import FLOPS_PER_PARAM_TOKEN
 from .laws import Law, get_law
+from .optimize import grid_golden_min
 
 __all__ = [
     "compute_optimal",
@@ -57,7 +58,6 @@ __all__ = [
 
 _T_MIN, _T_MAX, _T_GRID = -30.0, 30.0, 241
 _GOLDEN_STEPS = 80
-_INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0
 _LOGC_LO, _LOGC_HI, _BISECT_STEPS = 0.0, math.log(1e60), 200
 
 
@@ -98,23 +98,8 @@ def _log_loss_on_budget(law, p, logc6, t, extra):
 
 def _numeric_optimum(law, p, C, extra):
     logc6 = jnp.log(C) - jnp.log(FLOPS_PER_PARAM_TOKEN)
-    ts = jnp.linspace(_T_MIN, _T_MAX, _T_GRID, dtype=jnp.result_type(logc6))
-    vals = jax.vmap(lambda t: _log_loss_on_budget(law, p, logc6, t, extra))(ts)
-    vals = jnp.where(jnp.isfinite(vals), vals, jnp.inf)
-    i = jnp.argmin(vals)
-    step = ts[1] - ts[0]
-    lo, hi = ts[i] - step, ts[i] + step
-    f = lambda t: _log_loss_on_budget(law, p, logc6, t, extra)
-
-    def body(_, c):
-        a, b = c
-        x1 = b - _INV_PHI * (b - a)
-        x2 = a + _INV_PHI * (b - a)
-        left = f(x1) <= f(x2)
-        return jnp.where(left, a, x1), jnp.where(left, x2, b)
-
-    lo, hi = jax.lax.fori_loop(0, _GOLDEN_STEPS, body, (lo, hi))
-    t = (lo + hi) / 2
+    lo, hi = jnp.asarray(_T_MIN, logc6.dtype), jnp.asarray(_T_MAX, logc6.dtype)
+    t = grid_golden_min(lambda t: _log_loss_on_budget(law, p, logc6, t, extra), lo, hi, grid=_T_GRID, steps=_GOLDEN_STEPS)
     return jnp.exp((logc6 - t) / 2), jnp.exp((logc6 + t) / 2)
 
 

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from .defaults import FLOPS_PER_PARAM_TOKEN
+from .optimize import grid_golden_min
 
 __all__ = ["tokens_for_loss", "inference_optimal", "lifetime_optimal", "halving_demand", "INFERENCE_FLOPS_PER_PARAM_TOKEN"]
 
@@ -38,7 +39,6 @@ INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0
 _LOGD_HI = math.log(1e40)
 _LOGN_LO, _LOGN_HI = 0.0, math.log(1e16)
 _GRID, _BISECT, _GOLDEN = 121, 64, 60
-_INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0
 
 
 def _log_loss(law, p, N, D, extra):
@@ -65,23 +65,7 @@ def tokens_for_loss(law, p, N, loss, extra=None):
 
 
 def _minimise(f, lo, hi):
-    """argmin of ``f`` over [lo, hi]: the best of a grid, then golden section in its bracket."""
-    us = jnp.linspace(0.0, 1.0, _GRID, dtype=jnp.result_type(lo)) * (hi - lo) + lo
-    vals = jax.vmap(f)(us)
-    vals = jnp.where(jnp.isnan(vals), jnp.inf, vals)
-    i = jnp.argmin(vals)
-    step = us[1] - us[0]
-    a, b = jnp.maximum(us[i] - step, lo), jnp.minimum(us[i] + step, hi)
-
-    def body(_, c):
-        a, b = c
-        x1 = b - _INV_PHI * (b - a)
-        x2 = a + _INV_PHI * (b - a)
-        left = f(x1) <= f(x2)
-        return jnp.where(left, a, x1), jnp.where(left, x2, b)
-
-    a, b = jax.lax.fori_loop(0, _GOLDEN, body, (a, b))
-    return (a + b) / 2
+    return grid_golden_min(f, lo, hi, grid=_GRID, steps=_GOLDEN)
 
 
 def inference_optimal(law, p, loss, inference_tokens, extra=None):

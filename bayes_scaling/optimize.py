@@ -15,7 +15,30 @@ import numpy as np
 import optax
 import optax.tree_utils as otu
 
-__all__ = ["lbfgs_one", "solve_starts", "default_tols"]
+__all__ = ["lbfgs_one", "solve_starts", "default_tols", "grid_golden_min"]
+
+_INV_PHI = 0.6180339887498949  # (sqrt 5 - 1) / 2
+
+
+def grid_golden_min(f, lo, hi, *, grid: int, steps: int):
+    """argmin of a scalar ``f`` over [lo, hi] (jit- and vmap-safe): the best of ``grid`` evenly spaced points (values
+    that are not finite count as +inf), then ``steps`` of golden section in that point's bracket (it shrinks by
+    0.618 per step). Finds the global minimum of any ``f`` whose minima lie more than two grid steps apart."""
+    us = jnp.linspace(0.0, 1.0, grid, dtype=jnp.result_type(lo)) * (hi - lo) + lo
+    vals = jax.vmap(f)(us)
+    i = jnp.argmin(jnp.where(jnp.isfinite(vals), vals, jnp.inf))
+    step = us[1] - us[0]
+    a, b = jnp.maximum(us[i] - step, lo), jnp.minimum(us[i] + step, hi)
+
+    def body(_, c):
+        a, b = c
+        x1 = b - _INV_PHI * (b - a)
+        x2 = a + _INV_PHI * (b - a)
+        left = f(x1) <= f(x2)
+        return jnp.where(left, a, x1), jnp.where(left, x2, b)
+
+    a, b = jax.lax.fori_loop(0, steps, body, (a, b))
+    return (a + b) / 2
 
 
 def default_tols(dtype):
