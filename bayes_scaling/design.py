@@ -44,7 +44,7 @@ __all__ = ["Target", "parse_target", "target_draws", "rank_candidates", "propose
 #: precision 1/variance (the default: precision adds over independent runs, so its greedy ratio is the knapsack rule
 #: for reaching a width at least cost, and it favours one larger, more informative run over several cheap ones), or
 #: the drop of the variance itself. On 20 simulated studies (benchmarks/bench_design.py) the precision rule reached the
-#: grid's widths for 1.7-3.7x fewer FLOPs on the median curves, the variance rule for 1.9-3.2x
+#: widths an IsoFLOP grid reaches for 1.8-4.5x fewer FLOPs on the median curves, the variance rule for 1.5-3.6x
 UTILITIES = ("variance", "precision")
 
 #: simulated outcomes per candidate, and posterior draws used (at most; thinned evenly)
