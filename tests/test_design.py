@@ -135,3 +135,20 @@ def test_next_run_bad_input_is_one_line(demo_report, tmp_path, capsys, content, 
     code = main(["next-run", "--posterior", str(demo_report / "posterior.nc"), "--candidates", str(cands)] + argv)
     err = capsys.readouterr().err.strip()
     assert code == 2 and words in err and len(err.splitlines()) == 1, err
+
+
+def test_a_stack_of_laws_is_one_pool_of_draws(small_posterior):
+    from bayes_scaling import StackedPosterior
+    from bayes_scaling.planning import plan_losses
+
+    # two copies of one posterior, weighted 0.3 / 0.7: the stack's pool is the same distribution, so the design and
+    # the plans agree with the single posterior's to Monte Carlo error
+    stack = StackedPosterior(posteriors={"a": small_posterior, "b": small_posterior}, weights={"a": 0.3, "b": 0.7})
+    cands = [[1e8, 1e10], [1e9, 1e10], [3e9, 3e11]]
+    one = rank_candidates(small_posterior, cands, "L*@1e23", outcomes=64, draws=400, seed=3, utility="variance")
+    both = rank_candidates(stack, cands, "L*@1e23", outcomes=64, draws=400, seed=3, utility="variance")
+    assert both["var_before"][0] == pytest.approx(one["var_before"][0], rel=0.25)
+    assert set(both["N"]) == set(one["N"])
+    t1 = plan_losses(small_posterior, ["70Bx1.4T"])["table"]
+    t2 = plan_losses(stack, ["70Bx1.4T"])["table"]
+    assert t2["loss"][0] == pytest.approx(t1["loss"][0], rel=1e-3)

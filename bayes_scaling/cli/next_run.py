@@ -18,6 +18,9 @@ def add_next_run_command(sub, add_table_opts, add_sampler_opts) -> None:
     add_sampler_opts(p)
     p.add_argument("--posterior", metavar="PATH", default=None,
                    help="use a posterior saved by `sample --out` or `demo --out` instead of sampling (RUNS may then be left out)")
+    p.add_argument("--laws", default=None, metavar="auto|A,B,...",
+                   help="design on the stack of several laws (see `sample --laws`): the outcomes reweight every law's draws, "
+                        "so a run that tells the laws apart counts too")
     p.add_argument("--target", required=True, metavar="Q@X",
                    help="what to narrow: N_opt@1e24, D_opt@1e24, L*@1e24 (at a budget in FLOPs) or loss@70Bx1.4T (a plan)")
     p.add_argument("--candidates", required=True, metavar="CSV",
@@ -75,6 +78,10 @@ def _check(args):
             raise UsageError(f"{opt} {v}: must be at least {least}")
     if args.runs is None and args.posterior is None:
         raise UsageError("give RUNS (a run table to sample a posterior on) or --posterior posterior.nc (or both)")
+    if args.posterior and args.laws:
+        raise UsageError("--posterior holds one law's posterior; --laws samples several (drop one of them)")
+    if args.family:
+        raise UsageError("next-run designs on one posterior; --family is not supported here (design each family's runs)")
     cand = read_candidates(args.candidates)
     if args.budget is not None and 6 * np.prod(cand, axis=1).min() > args.budget:
         raise UsageError(f"--budget {args.budget:g}: the cheapest candidate costs {6 * np.prod(cand, axis=1).min():.3g} FLOPs")
