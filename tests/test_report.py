@@ -65,7 +65,7 @@ def parse(text: str) -> Page:
 
 # a report without a backtest: every figure but the backtest's calibration figure; its tables
 BASE_FIGURES = [name for name, _ in FIGURES if name != "calibration"]
-BASE_TABLES = {"provenance", "law", "parameters", "forecast", "uncertainty"}
+BASE_TABLES = {"provenance", "law", "parameters", "forecast", "uncertainty", "cost"}  # cost: each budget on the default hardware
 
 
 def test_demo_report_files_and_numbers(demo_report, small_posterior):
