@@ -174,9 +174,12 @@ def _checked(candidates) -> np.ndarray:
     return c
 
 
-def _gain(utility: str, before, after):
+def _check_utility(utility: str) -> None:
     if utility not in UTILITIES:
         raise ValueError(f"utility {utility!r}: one of {', '.join(UTILITIES)}")
+
+
+def _gain(utility: str, before, after):
     return before - after if utility == "variance" else 1.0 / np.maximum(after, 1e-300) - 1.0 / before
 
 
@@ -188,6 +191,7 @@ def rank_candidates(post, candidates, target: Target | str, *, outcomes: int = D
     effective sample size of the reweighting; best first by ``utility`` (:data:`UTILITIES`)."""
     import pandas as pd
 
+    _check_utility(utility)
     target = parse_target(target) if isinstance(target, str) else target
     cand = _checked(candidates)
     pool = _Pool(post, draws, seed)
@@ -206,7 +210,6 @@ def rank_candidates(post, candidates, target: Target | str, *, outcomes: int = D
     df.attrs["target"] = str(target)
     df.attrs["utility"] = utility
     df.attrs["width90_before"] = float(np.diff(np.quantile(T, [0.05, 0.95]))[0])
-    _gain(utility, 1.0, 0.5)  # an unknown utility is refused
     key = "reduction_per_exaflop" if utility == "variance" else "precision_gain_per_exaflop"
     return df.sort_values(key, ascending=False, kind="stable").reset_index(drop=True)
 
@@ -225,7 +228,7 @@ def propose_batch(post, candidates, target: Target | str, k: int, *, budget: flo
         raise ValueError(f"k = {k!r}: the batch size must be a whole number >= 1")
     if budget is not None:
         derived.check_budgets([budget])
-    _gain(utility, 1.0, 0.5)
+    _check_utility(utility)
     pool = _Pool(post, draws, seed)
     T = _target(pool, target, inputs)
     ll, _ = _loglik(pool, cand, outcomes, seed, inputs)

@@ -28,7 +28,7 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["Discrepancy", "distances", "default_discrepancy", "calibrate", "AXES", "TERMS", "UPDATE_PRIOR_SD"]
+__all__ = ["Discrepancy", "distances", "default_discrepancy", "resolve_discrepancy", "calibrate", "AXES", "TERMS", "UPDATE_PRIOR_SD"]
 
 AXES = ("C", "N", "D")
 #: the least prior sd of log kappa, the common factor on tau, when a user's backtest updates the calibration
@@ -106,6 +106,12 @@ def default_discrepancy() -> Discrepancy:
     """The discrepancy calibrated on the shared corpora (see the module's text), shipped with the package."""
     text = resources.files("bayes_scaling.datasets").joinpath("discrepancy_prior.json").read_text()
     return Discrepancy.from_dict(json.loads(text)["pooled"])
+
+
+def resolve_discrepancy(d):
+    """A discrepancy argument as the library takes it: ``"default"`` is :func:`default_discrepancy`; a
+    :class:`Discrepancy` or None (without the term) as given."""
+    return default_discrepancy() if isinstance(d, str) and d == "default" else d
 
 
 def calibrate(backtests: Mapping[str, object], axes=TERMS, source: str = "", relative: bool = True) -> tuple[Discrepancy, dict]:

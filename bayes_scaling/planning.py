@@ -26,6 +26,7 @@ from . import derived
 from .cost import Hardware, costs, flops_for_days, flops_for_dollars
 from .defaults import PROB as DEFAULT_PROB
 from .defaults import compute_of
+from .discrepancy import resolve_discrepancy
 from .lifetime import INFERENCE_FLOPS_PER_PARAM_TOKEN
 
 __all__ = ["members", "parse_plan", "plan_losses", "inference_aware", "best_for_budget", "cost_to_reach", "kaplan_min_tokens",
@@ -92,12 +93,6 @@ def _summary(x, prob) -> dict[str, float]:
     return {"median": float(np.median(x)), "lo": lo, "hi": hi}
 
 
-def _discrepancy(d):
-    from .discrepancy import default_discrepancy
-
-    return default_discrepancy() if isinstance(d, str) and d == "default" else d
-
-
 def _new_run(post, mean, at, discrepancy, seed):
     """A new run's loss draws around the mean-law draws ``mean`` (draw, point), at points ``at``, mixed like them."""
     from .stacking import new_run_deviation
@@ -148,7 +143,7 @@ def plan_losses(post, plans: Sequence, *, prob: float = DEFAULT_PROB, hardware: 
     C = compute_of(ND[:, 0], ND[:, 1])
     mean = {n: np.asarray(derived.over_draws(p.law, "loss_of_plan", p.flat(), ND, inputs=inputs)) for n, p, _ in members(post)}
     opt = _over(post, "frontier", C, inputs, seed)
-    draws = _new_run(post, mean, {"C": C, "N": ND[:, 0], "D": ND[:, 1]}, _discrepancy(discrepancy), seed)
+    draws = _new_run(post, mean, {"C": C, "N": ND[:, 0], "D": ND[:, 1]}, resolve_discrepancy(discrepancy), seed)
     L, Y = draws["mean"], draws["new"]
     cmax = _data_max(post)
     out = []
@@ -256,7 +251,7 @@ def best_for_budget(post, *, flops: float | None = None, dollars: float | None =
         mean = {n: v["L*"] for n, v in per.items()}
     C = {n: compute_of(N[n], D[n])[:, None] for n in N}
     draws = _new_run(post, mean, {"C": C, "N": {n: v[:, None] for n, v in N.items()},
-                                  "D": {n: v[:, None] for n, v in D.items()}}, _discrepancy(discrepancy), seed)
+                                  "D": {n: v[:, None] for n, v in D.items()}}, resolve_discrepancy(discrepancy), seed)
     nd = _mix(post, {n: {"N": N[n], "D": D[n]} for n in N}, seed)
     y = _summary(draws["new"][:, 0], prob)
     return {"budget": {kind: amount, "flops": total}, "N": _summary(nd["N"], prob), "D": _summary(nd["D"], prob),

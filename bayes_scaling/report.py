@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .defaults import BUDGETS as DEFAULT_BUDGETS
+from .discrepancy import resolve_discrepancy
 from .html_page import figure_html, html_list_item, page_start
 from .model import noise_prior_text
 from .noise import noise_model, shape_from_settings, shape_settings
@@ -203,6 +204,7 @@ def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9,
                                      "chain_method", "init", "seconds")}
     prov = provenance(runs, path=data_path, num_runs=len(post.observed.get("loss", [])), notes=notes)
     prov["data_sha256"] = s.get("data_sha256")
+    disc = resolve_discrepancy(discrepancy)
     out = json_safe({
         "title": title or f"{law.name} law: posterior forecast",
         "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -213,18 +215,12 @@ def build_report(post, *, runs=None, budgets=DEFAULT_BUDGETS, prob: float = 0.9,
         "exponent_a": _exponent_a(post, prob),
         "diagnostics": {**diag, "plain": _plain_diagnostics(diag, ppc, s)}, "predictive_check": ppc,
         "sampler": sampler, "point_fit": post.point_fit,
-        "uncertainty": None if inputs else uncertainty_data(post, budgets, prob, _discrepancy(discrepancy)),
+        "uncertainty": None if inputs else uncertainty_data(post, budgets, prob, disc),
         "backtest": None if backtest is None else backtest_data(backtest),
-        "planning": None if inputs else planning_data(post, budgets, prob, _discrepancy(discrepancy), plans, hardware),
+        "planning": None if inputs else planning_data(post, budgets, prob, disc, plans, hardware),
     })
     out["in_short"] = in_short(out)
     return out
-
-
-def _discrepancy(d):
-    from .discrepancy import default_discrepancy
-
-    return default_discrepancy() if isinstance(d, str) and d == "default" else d
 
 
 def _prior(recorded, p) -> str:

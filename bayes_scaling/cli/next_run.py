@@ -9,6 +9,7 @@ import numpy as np
 
 from ..tables import fmt_human, format_columns
 from .common import UsageError, check_json_target, check_sampler_args, write_json
+from .plan import add_posterior_source_opts, check_posterior_source, posterior_for
 
 
 def add_next_run_command(sub, add_table_opts, add_sampler_opts) -> None:
@@ -16,11 +17,7 @@ def add_next_run_command(sub, add_table_opts, add_sampler_opts) -> None:
                                         "target's interval per FLOP, and a batch within a budget")
     add_table_opts(p, runs_optional=True)
     add_sampler_opts(p)
-    p.add_argument("--posterior", metavar="PATH", default=None,
-                   help="use a posterior saved by `sample --out` or `demo --out` instead of sampling (RUNS may then be left out)")
-    p.add_argument("--laws", default=None, metavar="auto|A,B,...",
-                   help="design on the stack of several laws (see `sample --laws`): the outcomes reweight every law's draws, "
-                        "so a run that tells the laws apart counts too")
+    add_posterior_source_opts(p, "design")
     p.add_argument("--target", required=True, metavar="Q@X",
                    help="what to narrow: N_opt@1e24, D_opt@1e24, L*@1e24 (at a budget in FLOPs) or loss@70Bx1.4T (a plan)")
     p.add_argument("--candidates", required=True, metavar="CSV",
@@ -76,12 +73,7 @@ def _check(args):
     for opt, v, least in (("--batch-runs", args.batch_runs, 1), ("--outcomes", args.outcomes, 8), ("--design-draws", args.design_draws, 100)):
         if v < least:
             raise UsageError(f"{opt} {v}: must be at least {least}")
-    if args.runs is None and args.posterior is None:
-        raise UsageError("give RUNS (a run table to sample a posterior on) or --posterior posterior.nc (or both)")
-    if args.posterior and args.laws:
-        raise UsageError("--posterior holds one law's posterior; --laws samples several (drop one of them)")
-    if args.family:
-        raise UsageError("next-run designs on one posterior; --family is not supported here (design each family's runs)")
+    check_posterior_source(args, "next-run")
     cand = read_candidates(args.candidates)
     if args.budget is not None and 6 * np.prod(cand, axis=1).min() > args.budget:
         raise UsageError(f"--budget {args.budget:g}: the cheapest candidate costs {6 * np.prod(cand, axis=1).min():.3g} FLOPs")
@@ -90,8 +82,6 @@ def _check(args):
 
 def cmd_next_run(args) -> int:
     from ..design import propose_batch, rank_candidates
-    from .plan import posterior_for
-
     target, cand = _check(args)
     post, inputs = posterior_for(args)
     kw = dict(outcomes=args.outcomes, draws=args.design_draws, utility=args.utility, inputs=inputs or None, seed=args.seed)

@@ -13,15 +13,31 @@ from .common import UsageError, check_json_target, check_sampler_args, load_law_
 from .hardware import add_hardware_opts, hardware_option, plans_option
 
 
+def add_posterior_source_opts(p, verb: str) -> None:
+    """--posterior and --laws: what ``plan`` and ``next-run`` work on besides (or instead of) RUNS."""
+    p.add_argument("--posterior", metavar="PATH", default=None,
+                   help=f"{verb} on a posterior saved by `sample --out` or `demo --out` (posterior.nc) instead of sampling; "
+                        "RUNS may then be left out (with RUNS, the posterior is checked to be of those runs)")
+    p.add_argument("--laws", default=None, metavar="auto|A,B,...",
+                   help=f"{verb} on the stack of several laws (see `sample --laws`)")
+
+
+def check_posterior_source(args, verb: str) -> None:
+    """One line, before any work, for a source :func:`posterior_for` cannot use."""
+    if args.runs is None and args.posterior is None:
+        raise UsageError("give RUNS (a run table to sample a posterior on) or --posterior posterior.nc (or both)")
+    if args.posterior and args.laws:
+        raise UsageError("--posterior holds one law's posterior; --laws samples several (drop one of them)")
+    if args.family:
+        raise UsageError(f"{verb} works on one posterior; --family is not supported here ({verb} each family's runs)")
+
+
 def add_plan_command(sub, add_table_opts, add_sampler_opts) -> None:
     p = sub.add_parser("plan", help="plans with intervals: any plan's loss, the inference-aware optimum, the best model for "
                                     "a budget, the cost of a target loss (GPU-hours, days, dollars, energy)")
     add_table_opts(p, runs_optional=True)
     add_sampler_opts(p)
-    p.add_argument("--posterior", metavar="PATH", default=None,
-                   help="plan on a posterior saved by `sample --out` or `demo --out` (posterior.nc) instead of sampling; "
-                        "RUNS may then be left out (with RUNS, the posterior is checked to be of those runs)")
-    p.add_argument("--laws", default=None, metavar="auto|A,B,...", help="plan on the stack of several laws (see `sample --laws`)")
+    add_posterior_source_opts(p, "plan")
     p.add_argument("--plan", nargs="+", action="extend", default=[], metavar="[NAME=]NxD",
                    help="plans to compare, N parameters x D tokens: 8Bx15T, llama=8e9x15e12, 70Bx1.4T (suffixes K M B T)")
     p.add_argument("--target-loss", type=float, default=None, metavar="L",
@@ -55,12 +71,7 @@ def _check(args):
         raise UsageError(f"--{budgets[0]} and --{budgets[1]} both set the budget; give one")
     if not (plans or args.target_loss or budgets):
         raise UsageError("nothing to plan: give --plan NxD, --target-loss L, or a budget (--budget, --dollars or --days)")
-    if args.runs is None and args.posterior is None:
-        raise UsageError("give RUNS (a run table to sample a posterior on) or --posterior posterior.nc (or both)")
-    if args.posterior and args.laws:
-        raise UsageError("--posterior holds one law's posterior; --laws samples several (drop one of them)")
-    if args.family:
-        raise UsageError("plan plans on one posterior; --family is not supported here (plan each family's runs)")
+    check_posterior_source(args, "plan")
     return hw, plans
 
 
@@ -82,7 +93,7 @@ def posterior_for(args):
             _need_n_and_d(member.law)
         return post, name_value_pairs(args.input, "--input")
     law, runs, inputs = load_law_and_runs(args)
-    if getattr(args, "laws", None):
+    if args.laws:
         from ..stacking import sample_stacked
         from .stacked import laws_option
 
