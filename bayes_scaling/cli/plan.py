@@ -141,19 +141,17 @@ def _iv(d, key=None, human=True, prefix=""):
 
 
 def cmd_plan(args) -> int:
-    from ..planning import best_for_budget, cost_to_reach, inference_aware, members, plan_losses
+    from ..planning import best_for_budget, cost_to_reach, inference_aware, plan_losses
     from .stacked import discrepancy_option
 
     hw, plans = _check(args)
     disc = discrepancy_option(args)
-    post, inputs = posterior_for(args)
-    for _, member, _ in members(post):
-        _need_n_and_d(member.law)
+    post, inputs = posterior_for(args)  # refuses a law not of N and D, whichever way the posterior comes
     pct = f"{100 * args.prob:g}%"
     out = [f"hardware: {hw.describe()}", f"medians with {pct} intervals; 'new run': one real run's loss (noise and the "
            f"extrapolation term{'' if disc is not None else ', here off'})"]
     result = {"hardware": hw.describe(), "prob": args.prob}
-    warnings_ = []
+    warnings_, far = [], []  # far: (what, its compute over the largest run's), flagged from 100x on
     kw = dict(prob=args.prob, inputs=inputs or None, seed=args.seed)
     try:
         if plans:
@@ -163,9 +161,7 @@ def cmd_plan(args) -> int:
             warnings_ += [f"plan {row['plan']}: D = {fmt_human(row['D'])} tokens is below Kaplan et al.'s data guide "
                           f"D >~ 5e3 N^0.74 = {fmt_human(row['kaplan_min_D'])} (eq. 4.4): if the data repeat, expect overfitting"
                           for _, row in r["table"].iterrows() if row["below_kaplan_guide"]]
-            far = [(row["plan"], row["extrapolation"]) for _, row in r["table"].iterrows() if row["extrapolation"] >= 100]
-        else:
-            far = []
+            far += [(row["plan"], row["extrapolation"]) for _, row in r["table"].iterrows()]
         if args.target_loss is not None:
             c = cost_to_reach(post, args.target_loss, hardware=hw, **kw)
             result["cost_to_reach"] = c
